@@ -9,14 +9,23 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SECRET_KEY = re.compile(r"(token|secret|password|passwd|api[_-]?key|private[_-]?key|credential)", re.I)
+SECRET_WORDS = {"token", "secret", "password", "passwd", "credential", "credentials", "apikey"}
+KEY_QUALIFIERS = {"api", "private", "access", "secret", "auth"}
 REDACTED = "***redacted***"
+
+
+def is_secret_key(key: str) -> bool:
+    """`hf_token`, `WANDB_API_KEY`, `db_password` are secrets; `max_new_tokens`, `tokenizer` are not."""
+    words = [w.lower() for w in re.split(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])", key) if w]
+    if SECRET_WORDS.intersection(words):
+        return True
+    return any(w == "key" and i > 0 and words[i - 1] in KEY_QUALIFIERS for i, w in enumerate(words))
 
 
 def redact(obj: Any) -> Any:
     """Replace the value of every key that names a token, key or password (at any depth)."""
     if isinstance(obj, dict):
-        return {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) and not isinstance(v, (dict, list))
+        return {k: (REDACTED if isinstance(k, str) and is_secret_key(k) and not isinstance(v, (dict, list))
                     else redact(v)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [redact(v) for v in obj]
