@@ -111,6 +111,7 @@ class Pipeline:
     # ---------------------------------------------------------------- running
     def run(self, summary_path: Path, run_info: dict, config: dict) -> dict:
         summary = {"run": run_info, "stages": {}, "metrics": {}, "config": redact(config)}
+        self.run_config = summary["config"]
         needed = [n for n in self.steps if n not in self.selected]
         for name in needed:  # steps left out must come from the cache
             art = self.store.artifact(self.steps[name].kind, self.steps[name].fingerprint)
@@ -148,7 +149,9 @@ class Pipeline:
             inputs = {role: self._outputs(up) for role, up in step.inputs.items()}
             tags = [*self.tags, f"stage:{step.kind}"]
             started = time.perf_counter()
-            with StageTracker(self.logger, name, step.kind, self.group, step.raw_config, tags) as tracker:
+            # W&B config: the whole resolved config (so `merge.t` compares across runs) plus this step's view.
+            wandb_config = {**getattr(self, "run_config", {}), "stage": name, "step_config": step.raw_config}
+            with StageTracker(self.logger, name, step.kind, self.group, wandb_config, tags) as tracker:
                 ctx = StageContext(name, step.kind, step.config, inputs, art.path, tracker.log, tracker.run)
                 result = load_kind(step.kind).run(ctx)
                 seconds = time.perf_counter() - started
