@@ -1,0 +1,62 @@
+"""The embedded default end to end, as a user runs it: every stage runs, metrics from every stage, a rerun
+is all cache hits. One run with the real SmolLM2-135M teacher (the README's main job)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+STEPS = ["teacher", "quantize", "translate_seed", "bilingual", "translator_base", "train_translator",
+         "eval_translator", "translate_sft", "base", "train", "merge", "eval"]
+
+
+def run_app(*overrides: str) -> tuple[dict, str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "hala_exp", *overrides], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("Run summary: "), out.stdout[-2000:]
+    return json.loads(Path(last.removeprefix("Run summary: ")).read_text()), out.stdout
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("e2e")
+    first = run_app(f"paths.output_dir={out_dir}", "logger=none")
+    return out_dir, first
+
+
+def test_default_runs_every_stage_with_metrics(default_run):
+    _, (summary, stdout) = default_run
+    assert list(summary["stages"]) == STEPS
+    assert {s["status"] for s in summary["stages"].values()} == {"ran"}
+    for step in STEPS:
+        assert any(k.startswith(step + "/") for k in summary["metrics"]), f"no metric from {step}"
+    assert 0.0 <= summary["metrics"]["eval_translator/heldout/bleu"] <= 100.0
+    for step in STEPS:  # the final table lists every stage
+        assert any(line.split()[:2] == [step, "ran"] for line in stdout.splitlines()), step
+    manifest = json.loads((Path(summary["stages"]["merge"]["artifact"]) / "manifest.json").read_text())
+    assert manifest["inputs"]["base"]["fingerprint"] == summary["stages"]["base"]["fingerprint"]
+    assert manifest["versions"]["mergekit"] != "absent"
+
+
+def test_rerun_is_all_cache_hits(default_run):
+    out_dir, (first, _) = default_run
+    artifacts = sorted(p for p in (out_dir / "cache").glob("*/*") if p.is_dir())
+    second, _ = run_app(f"paths.output_dir={out_dir}", "logger=none")
+    assert {s["status"] for s in second["stages"].values()} == {"cached"}
+    assert second["metrics"] == first["metrics"]
+    assert sorted(p for p in (out_dir / "cache").glob("*/*") if p.is_dir()) == artifacts
+
+
+def test_new_merge_t_reuses_everything_upstream(default_run):
+    out_dir, (first, _) = default_run
+    summary, _ = run_app(f"paths.output_dir={out_dir}", "logger=none", "merge.t=0.25")
+    ran = {name for name, s in summary["stages"].items() if s["status"] == "ran"}
+    assert ran == {"merge", "eval"}
