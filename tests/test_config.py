@@ -22,7 +22,7 @@ HEAVY = ("torch", "transformers", "vllm", "lighteval", "mergekit", "llmcompresso
 
 
 def compose_cfg(overrides=()):
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+    with initialize_config_dir(config_dir=str(CONF)):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
 
 
@@ -79,15 +79,9 @@ def test_app_exits_with_config_error_before_compute(tmp_path):
 def test_dry_run_and_validation_import_nothing_heavy(tmp_path):
     code = f"""
 import sys
-sys.argv = ["hala_exp", "+experiment=hala_1.2b", "--cfg", "job", "--resolve"]
-import hala_exp.__main__ as app
-try:
-    app.main()
-except SystemExit:
-    pass
 from hydra import compose, initialize_config_dir
 from hala_exp.pipeline import Pipeline
-with initialize_config_dir(config_dir={str(CONF)!r}, version_base=None):
+with initialize_config_dir(config_dir={str(CONF)!r}):
     for exp in {EXPERIMENTS!r}:
         Pipeline.from_config(compose("config", overrides=["+experiment=" + exp, "paths.output_dir={tmp_path}"]), group="t")
 print("HEAVY", [m for m in {HEAVY!r} if m in sys.modules])
@@ -95,7 +89,12 @@ print("HEAVY", [m for m in {HEAVY!r} if m in sys.modules])
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout, out.stdout[-500:]
-    assert "LiquidAI/LFM2-1.2B" in out.stdout  # the resolved dry run shows the data flow
+    code = ("import runpy, sys; sys.argv = ['hala_exp', '+experiment=hala_1.2b', '--cfg', 'job', '--resolve']\n"
+            "try:\n    runpy.run_module('hala_exp', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert "LiquidAI/LFM2-1.2B" in out.stdout, out.stderr[-2000:]  # the resolved dry run shows the data flow
+    assert "HEAVY []" in out.stdout
 
 
 def test_secrets_are_redacted():
