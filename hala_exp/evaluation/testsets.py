@@ -1,0 +1,114 @@
+"""Parallel test sets for BLEU / chrF++: line-aligned text files, JSONL pairs, or a hub dataset.
+
+FLORES-200 devtest, Tatoeba and TICO-19 ship as line-aligned text files (one file per language), so
+``text_pair`` reads two files; the embedded held-out set is JSONL ``{en, ar}``. A test set whose two sides
+differ in length is refused naming both files; pairs with an empty side are quarantined and counted.
+``limit`` keeps the first N pairs (deterministic), which is how CPU runs stay quick.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hala_exp.config_check import ConfigError
+from hala_exp.data import read_jsonl
+from hala_exp.evaluation.paths import resolve
+
+
+@dataclass
+class TestSetConfig:
+    format: Literal["text_pair", "jsonl", "hub"]
+    direction: Literal["en-xx", "xx-en"] = "en-xx"  # en-xx: English source, target-language reference
+    source_file: str | None = None  # text_pair: one sentence per line
+    reference_file: str | None = None
+    path: str | None = None  # jsonl
+    source_field: str | None = None  # jsonl / hub: the column of each side
+    reference_field: str | None = None
+    hub_id: str | None = None  # hub: dataset id; sides may live in two configs (FLORES+: one per language)
+    source_config: str | None = None
+    reference_config: str | None = None
+    split: str = "devtest"
+    revision: str | None = None
+    limit: int | None = None  # first N pairs
+    comment: str = ""
+
+    def check(self) -> None:
+        need = {"text_pair": ["source_file", "reference_file"], "jsonl": ["path", "source_field", "reference_field"],
+                "hub": ["hub_id", "source_field", "reference_field"]}[self.format]
+        for key in need:
+            if not getattr(self, key):
+                raise ConfigError(f"{key}: required when format={self.format}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit: {self.limit} must be >= 1 (or null for all pairs)")
+
+    def local_files(self) -> list[str]:
+        files = [self.source_file, self.reference_file] if self.format == "text_pair" else [self.path]
+        return [str(resolve(f)) for f in files if f]
+
+
+@dataclass
+class ParallelText:
+    name: str
+    direction: str
+    sources: list[str]
+    references: list[str]
+    origin: str  # where the pairs came from, for messages and manifests
+    rejects: dict[str, int] = field(default_factory=dict)
+
+
+def load_testset(name: str, cfg: TestSetConfig) -> ParallelText:
+    if cfg.format == "text_pair":
+        src_path, ref_path = resolve(cfg.source_file), resolve(cfg.reference_file)
+        sources, references = _read_lines(src_path), _read_lines(ref_path)
+        if len(sources) != len(references):
+            raise ValueError(f"test set {name!r}: {src_path} has {len(sources)} lines but {ref_path} has "
+                             f"{len(references)}; the two sides must be line-aligned")
+        origin = f"{src_path} | {ref_path}"
+        pairs, rejects = _drop_empty(zip(sources, references))
+    elif cfg.format == "jsonl":
+        path = resolve(cfg.path)
+        rows = read_jsonl(path, required=[cfg.source_field, cfg.reference_field])
+        pairs = [(r[cfg.source_field], r[cfg.reference_field]) for r in rows.rows]
+        origin, rejects = str(path), rows.reject_counts()
+    else:
+        pairs, rejects = _drop_empty(_hub_pairs(name, cfg))
+        origin = f"hub:{cfg.hub_id}"
+    if cfg.limit is not None:
+        pairs = pairs[: cfg.limit]
+    if not pairs:
+        raise ValueError(f"test set {name!r}: no usable pairs in {origin}")
+    return ParallelText(name, cfg.direction, [s for s, _ in pairs], [r for _, r in pairs], origin, rejects)
+
+
+def _read_lines(path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"test set file not found: {path}")
+    with open(path, encoding="utf-8") as fh:
+        return [line.rstrip("\n").rstrip("\r") for line in fh]
+
+
+def _drop_empty(pairs) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    kept, empty = [], 0
+    for s, r in pairs:
+        if s.strip() and r.strip():
+            kept.append((s, r))
+        else:
+            empty += 1
+    return kept, ({"empty_side": empty} if empty else {})
+
+
+def _hub_pairs(name: str, cfg: TestSetConfig) -> list[tuple[str, str]]:
+    """Sides in one config (columns) or two configs aligned by their ``id`` column (FLORES+)."""
+    from datasets import load_dataset
+
+    src = load_dataset(cfg.hub_id, cfg.source_config, split=cfg.split, revision=cfg.revision)
+    if cfg.reference_config in (None, cfg.source_config):
+        return [(row[cfg.source_field], row[cfg.reference_field]) for row in src]
+    ref = load_dataset(cfg.hub_id, cfg.reference_config, split=cfg.split, revision=cfg.revision)
+    if len(src) != len(ref):
+        raise ValueError(f"test set {name!r}: {cfg.hub_id} {cfg.source_config} has {len(src)} rows but "
+                         f"{cfg.reference_config} has {len(ref)}")
+    if "id" in src.column_names and "id" in ref.column_names:
+        by_id = {row["id"]: row[cfg.reference_field] for row in ref}
+        return [(row[cfg.source_field], by_id[row["id"]]) for row in src]
+    return [(a[cfg.source_field], b[cfg.reference_field]) for a, b in zip(src, ref)]

@@ -1,0 +1,109 @@
+"""Translation evaluation: sacrebleu scores, files the CLI reproduces, test-set loading and refusals."""
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval_helpers import eval_step_configs, run_eval
+from hala_exp.evaluation.testsets import TestSetConfig as SetConfig, load_testset
+from hala_exp.evaluation.translation import save_and_score
+
+
+def _degrade(lines: list[str]) -> list[str]:
+    """Plausible hypotheses: every other reference loses its last word, every third gains a line break."""
+    out = []
+    for i, line in enumerate(lines):
+        words = line.split()
+        if i % 2 and len(words) > 1:
+            words = words[:-1]
+        text = " ".join(words)
+        out.append(text.replace(" ", "\n", 1) if i % 3 == 0 else text)
+    return out
+
+
+def _cli_scores(metrics_file: Path) -> list[float]:
+    command = json.loads(metrics_file.read_text())["reproduce"]
+    args = shlex.split(command)
+    assert args[0] == "sacrebleu"
+    proc = subprocess.run([sys.executable, "-m", "sacrebleu", *args[1:]], capture_output=True, text=True, check=True)
+    return [float(x) for x in proc.stdout.split()]
+
+
+def test_scores_equal_sacrebleu_cli_on_saved_files(tmp_path, shared_data):
+    flores = shared_data / "parallel/flores200_devtest"
+    ts = load_testset("flores", SetConfig(format="text_pair", source_file=str(flores / "eng_Latn.devtest"),
+                                              reference_file=str(flores / "arb_Arab.devtest"), limit=60))
+    hyps = _degrade(ts.references)
+    scores = save_and_score(tmp_path / "flores", ts.sources, hyps, ts.references)
+    assert 0 < scores.bleu < 100 and 0 < scores.chrf < 100
+    assert "tok:13a" in scores.bleu_signature and "nw:2" in scores.chrf_signature  # chrF++
+    bleu_cli, chrf_cli = _cli_scores(tmp_path / "flores/metrics.json")
+    assert bleu_cli == pytest.approx(round(scores.bleu, 4), abs=1e-4)
+    assert chrf_cli == pytest.approx(round(scores.chrf, 4), abs=1e-4)
+    saved = (tmp_path / "flores/hypotheses.txt").read_text(encoding="utf-8").splitlines()
+    assert len(saved) == 60 and "\n" not in "".join(saved)
+
+
+def test_embedded_heldout_scores_equal_cli(tmp_path):
+    raw = eval_step_configs("embedded")["eval_translator"]["translation"]["testsets"]["heldout"]
+    ts = load_testset("heldout", SetConfig(**raw))
+    assert len(ts.sources) == 16 and ts.direction == "en-xx"
+    scores = save_and_score(tmp_path / "h", ts.sources, _degrade(ts.references), ts.references)
+    assert _cli_scores(tmp_path / "h/metrics.json") == pytest.approx([round(scores.bleu, 4), round(scores.chrf, 4)],
+                                                                     abs=1e-4)
+
+
+def test_sides_of_different_length_refused_naming_files(tmp_path):
+    src, ref = tmp_path / "a.en", tmp_path / "a.ar"
+    src.write_text("one\ntwo\nthree\n")
+    ref.write_text("واحد\nاثنان\n")
+    with pytest.raises(ValueError) as err:
+        load_testset("bad", SetConfig(format="text_pair", source_file=str(src), reference_file=str(ref)))
+    assert str(src) in str(err.value) and str(ref) in str(err.value)
+
+
+def test_stage_refuses_misaligned_testset_before_loading_model(tmp_path):
+    src, ref = tmp_path / "a.en", tmp_path / "a.ar"
+    src.write_text("one\ntwo\n")
+    ref.write_text("واحد\n")
+    raw = eval_step_configs("embedded")["eval_translator"]
+    raw["translation"]["testsets"] = {"bad": {"format": "text_pair", "source_file": str(src),
+                                              "reference_file": str(ref)}}
+    with pytest.raises(ValueError, match="line-aligned"):
+        run_eval(raw, tmp_path / "no-such-model", tmp_path / "out")  # the model path is never opened
+
+
+def test_jsonl_rows_without_a_side_are_quarantined(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"en": "Hello.", "ar": "مرحبا."}\n{"en": "", "ar": "x"}\n{"en": "Bye."}\nnot json\n', encoding="utf-8")
+    ts = load_testset("p", SetConfig(format="jsonl", path=str(path), source_field="en", reference_field="ar"))
+    assert ts.sources == ["Hello."] and sum(ts.rejects.values()) == 3
+
+
+def test_eval_stage_translation_metrics_and_files(tmp_path, monkeypatch, tiny_lfm2_dir):
+    """The stage asks translate_texts for hypotheses and reports <testset>/bleu and /chrf from saved files."""
+    import hala_exp.translation as translation
+
+    calls = []
+
+    def fake_translate(model, texts, *, prompt, language, direction, backend):
+        calls.append((model, direction, len(texts)))
+        refs = {r["en"]: r["ar"] for r in map(json.loads, Path(heldout_path).read_text().splitlines())}
+        return _degrade([refs[t] for t in texts])
+
+    raw = eval_step_configs("embedded")["eval_translator"]
+    heldout_path = SetConfig(**raw["translation"]["testsets"]["heldout"]).local_files()[0]
+    monkeypatch.setattr(translation, "translate_texts", fake_translate)
+    result = run_eval(raw, tiny_lfm2_dir, tmp_path)
+    assert calls == [(str(tiny_lfm2_dir), "en-xx", 16)]
+    assert set(result.metrics) == {"heldout/bleu", "heldout/chrf"}
+    assert 0 < result.metrics["heldout/bleu"] < 100
+    assert _cli_scores(tmp_path / "translation/heldout/metrics.json")[0] == pytest.approx(
+        round(result.metrics["heldout/bleu"], 4), abs=1e-4)
+    saved = json.loads((tmp_path / result.outputs["results"]).read_text())
+    assert saved["translation"]["heldout"]["segments"] == 16
