@@ -1,0 +1,273 @@
+"""quantize stage: compress the teacher translator with llmcompressor, then check what compression cost.
+
+The Hala report quantises its teacher to FP8 for ~2x translation throughput "with no quality loss"
+(arXiv 2509.14008 Sec. 3.1). ``method: fp8_dynamic`` runs llmcompressor's ``oneshot`` with
+``QuantizationModifier(targets, scheme="FP8_DYNAMIC", ignore)``: Linear weights become float8 with per-channel
+scales, activations are quantised per token at run time, so no calibration data is needed. The checkpoint is
+written with ``save_compressed=True`` (compressed-tensors format: vLLM and plain transformers read it).
+``method: none`` passes the input model through (no copy).
+
+Validation (on by default, small: our choice) compares the unquantised and the reloaded quantised model on
+held-out sentences: max / mean absolute logit difference under teacher forcing, BLEU and chrF++ of their
+greedy translations (sacrebleu) and generated tokens/s of both. On CPU FP8 is *slower* (weights are
+de-quantised on the fly); the speed-up is a property of GPUs with FP8 units (compute capability >= 8.9).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hala_exp.config_check import ConfigError
+from hala_exp.sources import MixConfig
+from hala_exp.stages import StageContext, StageResult
+from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig
+
+log = logging.getLogger(__name__)
+
+VERSIONS = ("llmcompressor", "compressed-tensors", "transformers", "torch")
+# lm_head stays in full precision for every architecture (its logits pick the tokens; llmcompressor's examples
+# leave it out too). Per-architecture additions come from config (`ignore:` keyed by config.json model_type).
+ALWAYS_IGNORED = ("lm_head",)
+
+
+@dataclass
+class ValidationConfig:
+    enabled: bool = True
+    heldout: MixConfig | None = None  # parallel sentences ({en, xx}); a small count keeps the check cheap
+    prompt: PromptConfig | None = None
+    language: LanguageConfig | None = None
+    direction: Literal["en-xx", "xx-en"] = "en-xx"
+    # How translations are generated (the `translate` group: same engine, prompts and spans as the translate
+    # stage, so the throughput is the backend's in use); its runtime.device and batch_size also serve the logits.
+    backend: BackendConfig = field(default_factory=BackendConfig)
+
+    def check(self) -> None:
+        if self.enabled:
+            for key in ("heldout", "prompt", "language"):
+                if getattr(self, key) is None:
+                    raise ConfigError(f"{key}: required when enabled is true (or set enabled: false)")
+            if any(s.adapter != "parallel" for s in self.heldout.sources):
+                raise ConfigError("heldout.sources: held-out sentences need adapter: parallel")
+
+
+@dataclass
+class Config:
+    method: Literal["fp8_dynamic", "none"]
+    scheme: str = "FP8_DYNAMIC"  # llmcompressor preset scheme name
+    targets: list[str] = field(default_factory=lambda: ["Linear"])
+    # model_type -> module names or "re:<regex>" left unquantised, on top of lm_head; "default" for the rest.
+    ignore: dict[str, list[str]] = field(default_factory=dict)
+    dtype: str = "auto"  # dtype the unquantised model is loaded in (auto: as in its config.json)
+    trust_remote_code: bool = False
+    validation: ValidationConfig = field(default_factory=lambda: ValidationConfig(enabled=False))
+
+    def check(self) -> None:
+        # FP8 with static activation scales needs calibration data, which this stage does not feed.
+        allowed = ["FP8_DYNAMIC", "FP8_BLOCK"]
+        if self.scheme not in allowed:
+            raise ConfigError(f"scheme: {self.scheme!r} is not allowed; allowed values: {allowed}")
+        if not self.targets:
+            raise ConfigError("targets: at least one module type to quantise, e.g. [Linear]")
+
+    def ignore_for(self, model_type: str) -> list[str]:
+        extra = self.ignore.get(model_type, self.ignore.get("default", []))
+        return list(dict.fromkeys([*ALWAYS_IGNORED, *extra]))
+
+
+def input_files(config: Config) -> list[str]:
+    from hala_exp import sources
+
+    v = config.validation
+    return sources.input_files(v.heldout) if config.method != "none" and v.enabled and v.heldout else []
+
+
+def run(ctx: StageContext) -> StageResult:
+    cfg: Config = ctx.config
+    src = ctx.input("model", "model")
+    if cfg.method == "none":
+        return StageResult(outputs={"model": src}, details={"method": "none", "source": src})
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = ctx.out_dir / "model"
+    # Held-out data first: a validation that cannot run should fail before a long model load.
+    validation = _Validation(cfg.validation, src) if cfg.validation.enabled else None
+    finished = (out / "config.json").is_file()  # an earlier attempt saved the checkpoint, then died
+    model = None
+    if not finished or validation:
+        model = AutoModelForCausalLM.from_pretrained(
+            src, dtype=cfg.dtype if cfg.dtype == "auto" else getattr(torch, cfg.dtype),
+            trust_remote_code=cfg.trust_remote_code, use_safetensors=True).eval()
+    # The model stage always hands over a local directory (hub models are snapshotted there).
+    model_type = json.loads((Path(src) / "config.json").read_text()).get("model_type", "")
+    ignore = cfg.ignore_for(model_type)
+    if validation:
+        validation.logits("base", model)
+
+    metrics: dict[str, float | int] = {}
+    details: dict[str, Any] = {"method": cfg.method, "scheme": cfg.scheme, "model_type": model_type, "ignore": ignore}
+    if finished:
+        log.info("quantised checkpoint already in %s (earlier attempt); reusing it", out)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=cfg.trust_remote_code)
+        metrics.update(_quantize(model, cfg, ignore))
+        tmp = ctx.out_dir / f".model.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, save_compressed=True)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, out)  # the directory appears complete or not at all
+    del model  # one model in memory at a time from here on
+    metrics["checkpoint_mb"] = _size_mb(out)
+    metrics["base_checkpoint_mb"] = _size_mb(Path(src))
+
+    if validation:
+        validation.translate("base", src, ctx.out_dir)
+        quantized = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=cfg.trust_remote_code).eval()
+        validation.logits("fp8", quantized)
+        del quantized
+        validation.translate("fp8", str(out), ctx.out_dir)
+        metrics.update(validation.compare("base", "fp8"))
+        details["validation_samples"] = validation.samples("base", "fp8", 3)
+    return StageResult(outputs={"model": "model"}, metrics=metrics, details=details)
+
+
+def _quantize(model, cfg: Config, ignore: list[str]) -> dict[str, int]:
+    from llmcompressor import oneshot
+    from llmcompressor.modifiers.quantization import QuantizationModifier
+
+    unmatched = [p for p in ignore if not _matches_any(p, (n for n, _ in model.named_modules()))]
+    if unmatched:
+        # A pattern that matches nothing is usually a name from another architecture: say so, do not fail
+        # (tied lm_head models have no lm_head module on some versions).
+        log.warning("quantize.ignore entries match no module of this %s model: %s", model.config.model_type, unmatched)
+    recipe = QuantizationModifier(targets=cfg.targets, scheme=cfg.scheme, ignore=ignore)
+    oneshot(model=model, recipe=recipe)
+    quantized = sum(1 for _, m in model.named_modules() if getattr(m, "quantization_scheme", None) is not None)
+    linears = sum(1 for _, m in model.named_modules() if type(m).__name__ == "Linear")
+    return {"quantized_modules": quantized, "unquantized_linears": linears - quantized}
+
+
+def _matches_any(pattern: str, module_names) -> bool:
+    import re
+
+    if pattern.startswith("re:"):
+        rx = re.compile(pattern[3:])
+        return any(rx.match(n) for n in module_names)
+    return any(n == pattern or n.endswith("." + pattern) for n in module_names)
+
+
+def _size_mb(path: Path) -> float:
+    files = [p for p in path.rglob("*.safetensors")] if path.is_dir() else []
+    return round(sum(p.stat().st_size for p in files) / 2**20, 3)
+
+
+class _Validation:
+    """The same held-out sentences through each model: teacher-forced logits, greedy translations, timing."""
+
+    def __init__(self, cfg: ValidationConfig, model_dir: str):
+        from hala_exp.sources import load_mix, reject_counts
+        from hala_exp.translation.engine import Translator
+
+        self.cfg = cfg
+        rows, rejects, _ = load_mix(cfg.heldout, target_language=cfg.language.code)
+        if rejects:
+            log.warning("quantize validation: held-out rows quarantined: %s", reject_counts(rejects))
+        if not rows:
+            raise ValueError(
+                f"quantize.validation.heldout: no usable en-{cfg.language.code} sentences "
+                f"(quarantined: {reject_counts(rejects)}); point it at a file with 'en' and '{cfg.language.code}' "
+                "columns, or set quantize.validation.enabled=false")
+        en = [r["messages_en"][0]["content"] for r in rows]
+        xx = [r["messages"][0]["content"] for r in rows]
+        self.sources, self.references = (en, xx) if cfg.direction == "en-xx" else (xx, en)
+        # Rendered exactly as the translate stage renders them (quantisation does not touch the tokenizer).
+        renderer = Translator(model_dir, cfg.prompt, cfg.language, cfg.direction, cfg.backend)
+        self.tokenizer = renderer.tokenizer
+        self.prompts = [renderer.render(s) for s in self.sources]
+        self.add_special_tokens = not cfg.prompt.chat_template
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def logits(self, label: str, model) -> None:
+        device = _device(self.cfg.backend.runtime.device)
+        model.to(device)
+        self.results.setdefault(label, {})["logits"] = _teacher_forced_logits(
+            model, self.tokenizer, self.prompts, self.references, device, self.cfg.backend.runtime.batch_size,
+            self.add_special_tokens)
+        model.to("cpu")
+
+    def translate(self, label: str, model_dir: str, work_dir: Path) -> None:
+        from hala_exp.translation.engine import MemoryCache, Translator
+
+        tr = Translator(model_dir, self.cfg.prompt, self.cfg.language, self.cfg.direction, self.cfg.backend,
+                        work_dir=work_dir / f"validation-{label}")
+        tr.backend  # load the model first: the ledger's seconds then time generation only
+        prepared = [tr.prepare(t) for t in self.sources]
+        cache = MemoryCache()
+        tr.generate_missing((p.text for pr in prepared for p in pr.pieces if p.translate), cache)
+        hyps = [restored if restored is not None else marked
+                for marked, restored in (tr.assemble(pr, cache) for pr in prepared)]
+        self.results.setdefault(label, {}).update(
+            hyps=hyps, tokens=tr.ledger.output_tokens, seconds=tr.ledger.seconds)
+        del tr
+
+    def compare(self, base: str, other: str) -> dict[str, float]:
+        import sacrebleu
+        import torch
+
+        a, b = self.results[base], self.results[other]
+        diffs = [(x - y).abs() for x, y in zip(a["logits"], b["logits"])]
+        out = {
+            "validation/sentences": len(self.prompts),
+            "validation/max_logit_diff": float(max(d.max() for d in diffs)),
+            "validation/mean_logit_diff": float(torch.cat([d.flatten() for d in diffs]).mean()),
+            "validation/identical_outputs": sum(x == y for x, y in zip(a["hyps"], b["hyps"])) / len(a["hyps"]),
+        }
+        # sacrebleu's default 13a tokenizer and chrF++ (word_order=2) work offline (DEPENDENCIES.md).
+        for label, res in ((base, a), (other, b)):
+            out[f"validation/{label}/bleu"] = sacrebleu.corpus_bleu(res["hyps"], [self.references]).score
+            out[f"validation/{label}/chrf"] = sacrebleu.corpus_chrf(res["hyps"], [self.references], word_order=2).score
+            out[f"validation/{label}/tokens_per_s"] = res["tokens"] / res["seconds"] if res["seconds"] else 0.0
+        out["validation/bleu_delta"] = out[f"validation/{other}/bleu"] - out[f"validation/{base}/bleu"]
+        out["validation/chrf_delta"] = out[f"validation/{other}/chrf"] - out[f"validation/{base}/chrf"]
+        base_speed = out[f"validation/{base}/tokens_per_s"]
+        out["validation/speedup"] = out[f"validation/{other}/tokens_per_s"] / base_speed if base_speed else 0.0
+        return out
+
+    def samples(self, base: str, other: str, n: int) -> list[dict[str, str]]:
+        return [{"source": s, "reference": r, base: x, other: y} for s, r, x, y in
+                zip(self.sources[:n], self.references, self.results[base]["hyps"], self.results[other]["hyps"])]
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _encode(tokenizer, texts: list[str], device: str, add_special_tokens: bool):
+    # Chat-rendered prompts already carry their special tokens; plain prompts get the tokenizer's (e.g. BOS).
+    tokenizer.padding_side = "left"
+    return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
+
+
+def _teacher_forced_logits(model, tokenizer, prompts, references, device, batch_size, add_special_tokens):
+    """Logits over prompt + reference for each sentence (padding removed): the same input for both models."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(prompts), batch_size):
+            texts = [p + r for p, r in zip(prompts[i:i + batch_size], references[i:i + batch_size])]
+            enc = _encode(tokenizer, texts, device, add_special_tokens)
+            logits = model(**enc).logits.float()
+            for row, mask in zip(logits, enc["attention_mask"].bool()):
+                out.append(row[mask].cpu())
+    return out
