@@ -1,0 +1,70 @@
+"""Shared builders for the train-stage tests: a tiny model directory and chat data (built once per session)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from hala_exp.config_check import build
+
+
+def chat_rows(n: int = 24, multi_turn: bool = True) -> list[dict]:
+    """Chats made from the embedded parallel pairs: system + user/assistant turns, some multi-turn."""
+    from hala_exp.data import read_jsonl
+    from hala_exp.models import ASSETS
+
+    pairs = read_jsonl(ASSETS / "parallel_train.jsonl").rows
+    rows = []
+    for i in range(n):
+        a, b = pairs[i % len(pairs)], pairs[(i + 1) % len(pairs)]
+        msgs = [{"role": "system", "content": "You translate."},
+                {"role": "user", "content": f"Translate to Arabic: {a['en']}"},
+                {"role": "assistant", "content": a["ar"]}]
+        if multi_turn and i % 2:
+            msgs += [{"role": "user", "content": f"And: {b['en']}"}, {"role": "assistant", "content": b["ar"]}]
+        rows.append({"id": f"ex{i}", "source": "test", "messages": msgs})
+    return rows
+
+
+def write_rows(path: Path, rows: list, extra_lines: list[str] = ()) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        for line in extra_lines:
+            fh.write(line + "\n")
+    return path
+
+
+def train_config(**overrides) -> dict:
+    """The cpu_tiny recipe as a plain dict (trainer=cpu), with overrides (dotted keys allowed)."""
+    import yaml
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    cfg = yaml.safe_load((conf / "train" / "cpu_tiny.yaml").read_text())
+    cfg["trainer"] = yaml.safe_load((conf / "trainer" / "cpu.yaml").read_text())
+    cfg["seed"] = 0
+    cfg["trainer"]["runtime"]["progress_bar"] = False
+    for key, value in overrides.items():
+        node = cfg
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return cfg
+
+
+def make_config(**overrides):
+    from hala_exp.stages import train
+
+    return build(train.Config, train_config(**overrides), "train")
+
+
+def run_stage(out_dir: Path, model_dir: Path, data_path: Path, **overrides):
+    from hala_exp.stages import StageContext, train
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logged = []
+    ctx = StageContext(name="train", kind="train", config=make_config(**overrides),
+                       inputs={"model": {"model": str(model_dir)}, "data": {"data": str(data_path)}},
+                       out_dir=out_dir, log_metrics=lambda m, step=None: logged.append((step, m)))
+    return train.run(ctx), logged
