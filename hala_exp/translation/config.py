@@ -1,0 +1,156 @@
+"""Typed schemas of the translation config groups: ``translator.prompt``, ``language`` and ``translate``.
+
+Everything outside ``BackendConfig.runtime`` changes what the translator writes and is part of the cache
+fingerprint; ``runtime`` (batch size, device, worker interpreter, progress, job sharding) only changes speed
+or who does the work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hala_exp.config_check import ConfigError, in_range
+
+Direction = Literal["en-xx", "xx-en"]
+
+
+@dataclass
+class PromptConfig:
+    """How a source text becomes the translator's input. ``template`` takes ``{source_name}``,
+    ``{target_name}`` and ``{text}``; ``chat_template: true`` wraps it as the user turn of the tokenizer's
+    chat template with the generation prompt, ``false`` sends it as plain text."""
+
+    template: str
+    chat_template: bool = True
+    system: str | None = None  # an optional system turn (chat_template only)
+
+    def check(self) -> None:
+        if "{text}" not in self.template:
+            raise ConfigError(f"template: must contain {{text}}, got {self.template!r}")
+        try:
+            self.template.format(source_name="", target_name="", text="")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ConfigError(f"template: only {{source_name}}, {{target_name}} and {{text}} are allowed ({e})") from None
+        if self.system is not None and not self.chat_template:
+            raise ConfigError("system: needs chat_template: true")
+
+
+@dataclass
+class LanguageConfig:
+    """The target language of the recipe (``language=ar``, ``language=sw``)."""
+
+    code: str  # ISO 639-1, used in row keys and metric names
+    name: str  # English name, what prompts say ("Arabic")
+    flores: str  # FLORES-200 code of the evaluation text (arb_Arab)
+    script: str  # Unicode script of the language's letters: Arabic, Latin, Cyrillic, Devanagari, Han, ...
+    # Phrases that mark a refusal instead of a translation, in this language (regular expressions).
+    refusal_patterns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GateConfig:
+    """Quality gates on each translated turn (thresholds: our choice, not published by the paper)."""
+
+    enabled: bool = True
+    min_target_script_ratio: float = 0.5  # share of letters in the target script
+    min_length_ratio: float = 0.3  # output chars / source chars (prose only, spans removed)
+    max_length_ratio: float = 3.0
+    min_chars_for_ratio: int = 20  # shorter sources skip the length and copy gates (names, numbers)
+    max_repeats: int = 8  # a unit of text repeated this many times in a row is a generation loop
+    refusal: bool = True
+
+    def check(self) -> None:
+        in_range("min_target_script_ratio", self.min_target_script_ratio, 0.0, 1.0)
+        if not 0 <= self.min_length_ratio < self.max_length_ratio:
+            raise ConfigError(f"min_length_ratio: must be >= 0 and below max_length_ratio ({self.max_length_ratio})")
+        if self.max_repeats < 2:
+            raise ConfigError(f"max_repeats: {self.max_repeats} must be >= 2")
+
+
+@dataclass
+class ProtectConfig:
+    """Spans kept out of the translator and put back byte-exact."""
+
+    enabled: bool = True
+    kinds: list[str] = field(default_factory=lambda: ["code_fence", "math_block", "inline_code", "math_inline",
+                                                      "latex_command", "url", "email", "placeholder"])
+    # Reject rows whose protected share of characters exceeds this (the paper dropped code from Hermes-3,
+    # arXiv 2509.14008 Sec. 3.3); null keeps them.
+    max_protected_ratio: float | None = None
+
+    def check(self) -> None:
+        from hala_exp.translation.spans import KINDS
+
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown:
+            raise ConfigError(f"kinds: unknown {unknown}; allowed values: {list(KINDS)}")
+        in_range("max_protected_ratio", self.max_protected_ratio, 0.0, 1.0)
+
+
+@dataclass
+class RuntimeConfig:
+    """How fast and where; excluded from the fingerprint."""
+
+    batch_size: int = 16
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 (transformers backend)
+    worker_python: str | None = None  # interpreter with vllm (env B); vllm backend only
+    progress: bool = True  # a tqdm bar on a terminal, periodic log lines otherwise
+    log_every_s: float = 30.0
+    shard_index: int = 0  # this job's share of the work units: unit k is done by job k % num_shards
+    num_shards: int = 1
+    units_per_window: int = 8  # work units translated together (bigger: better batches, more to redo on a crash)
+    worker_timeout_s: float | None = None
+
+    def check(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: {self.batch_size} must be >= 1")
+        if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
+            raise ConfigError(f"shard_index: {self.shard_index} must be in [0, num_shards={self.num_shards})")
+        if self.units_per_window < 1:
+            raise ConfigError(f"units_per_window: {self.units_per_window} must be >= 1")
+
+
+@dataclass
+class BackendConfig:
+    """The ``translate`` config group: which engine generates, with what limits, and the data handling."""
+
+    name: Literal["transformers", "vllm"] = "transformers"
+    dtype: str = "auto"  # torch dtype name or auto
+    max_new_tokens: int = 512  # cap per segment
+    # Per segment: at most ratio x source tokens are generated (bounds runaway loops); our choice.
+    max_new_tokens_ratio: float = 4.0
+    max_segment_tokens: int = 256  # longer texts are split at paragraph/sentence boundaries under this budget
+    trust_remote_code: bool = False
+    tensor_parallel_size: int = 1  # vllm
+    data_parallel_size: int = 1  # vllm
+    gpu_memory_utilization: float = 0.9  # vllm
+    max_model_len: int | None = None  # vllm
+    shard_size: int = 256  # rows per output shard (the unit of exactly-once work)
+    max_row_chars: int = 100_000  # longer rows are quarantined as too_long
+    price_per_device_hour_usd: float = 0.0  # for the ledger's cost estimate
+    protect: ProtectConfig = field(default_factory=ProtectConfig)
+    gates: GateConfig = field(default_factory=GateConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def check(self) -> None:
+        for key in ("max_new_tokens", "max_segment_tokens", "shard_size", "tensor_parallel_size", "data_parallel_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: {getattr(self, key)} must be >= 1")
+        if self.max_new_tokens_ratio <= 0:
+            raise ConfigError(f"max_new_tokens_ratio: {self.max_new_tokens_ratio} must be > 0")
+        in_range("gpu_memory_utilization", self.gpu_memory_utilization, 0.05, 1.0)
+        if self.name == "transformers" and (self.tensor_parallel_size > 1 or self.data_parallel_size > 1):
+            raise ConfigError("tensor_parallel_size: parallelism needs name: vllm (the transformers backend uses one device)")
+
+
+def names(direction: str, language: LanguageConfig) -> tuple[str, str]:
+    """(source_name, target_name) for a direction."""
+    if direction == "en-xx":
+        return "English", language.name
+    if direction == "xx-en":
+        return language.name, "English"
+    raise ConfigError(f"direction: {direction!r} is not allowed; allowed values: ['en-xx', 'xx-en']")
+
+
+def target_script(direction: str, language: LanguageConfig) -> str:
+    return language.script if direction == "en-xx" else "Latin"

@@ -1,0 +1,82 @@
+"""Quality gates on a translated turn: each returns a reason to reject, or None.
+
+All gates look at prose only (protected spans removed from both sides), so a code-heavy turn is judged on
+its words. Thresholds live in ``GateConfig`` (our choice; the paper does not publish its filters).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from hala_exp.translation.config import GateConfig
+
+# English refusals a chat model writes instead of translating (our choice of phrases).
+ENGLISH_REFUSALS = [
+    r"\bI(?:'m| am) sorry,? (?:but )?I (?:can(?:'|no)t|am unable|won't)",
+    r"\bI (?:can(?:'|no)t|won't|am unable to) (?:help|assist|translate|comply|provide)",
+    r"\bAs an AI(?: language model)?\b",
+]
+_LOOP = re.compile(r"(.{1,40}?)\1+", re.S)
+_SPACES = re.compile(r"\s+")
+
+
+@lru_cache(maxsize=65536)
+def char_script(ch: str) -> str:
+    """The script of a letter from its Unicode name: 'ARABIC LETTER ALEF' -> 'ARABIC'; CJK -> 'HAN'."""
+    name = unicodedata.name(ch, "")
+    first = name.split(" ", 1)[0]
+    return "HAN" if first == "CJK" else first
+
+
+def script_ratio(text: str, script: str) -> float | None:
+    """Share of letters in ``script``; None when the text has no letters."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return None
+    want = script.upper()
+    return sum(char_script(c) == want for c in letters) / len(letters)
+
+
+def longest_loop(text: str) -> int:
+    """Most consecutive repeats of any unit of 1-40 characters covering at least 12 characters."""
+    best = 1
+    for m in _LOOP.finditer(text):
+        unit = m.group(1)
+        count = len(m.group(0)) // len(unit)
+        if len(m.group(0)) >= 12 and unit.strip():
+            best = max(best, count)
+    return best
+
+
+def _norm(text: str) -> str:
+    return _SPACES.sub(" ", text).strip().casefold()
+
+
+def check(source: str, output: str, target_script: str, cfg: GateConfig,
+          refusal_patterns: list[str] = ()) -> str | None:
+    """The first gate ``output`` fails (empty, refusal, copy, script, length, loop), or None."""
+    if not cfg.enabled:
+        return None
+    src, out = _norm(source), _norm(output)
+    src_letters = sum(c.isalpha() for c in src)
+    if not out:
+        return "empty" if src else None
+    if cfg.refusal:
+        patterns = [re.compile(p, re.I) for p in (*ENGLISH_REFUSALS, *refusal_patterns)]
+        # A refusal in the source (in either language) is text to translate, not a refusal.
+        if any(rx.search(output) for rx in patterns) and not any(rx.search(source) for rx in patterns):
+            return "refusal"
+    if src_letters and len(src) >= cfg.min_chars_for_ratio and out == src:
+        return "copy"
+    ratio = script_ratio(out, target_script)
+    if src_letters >= 3 and (ratio is None or ratio < cfg.min_target_script_ratio):
+        return "script"
+    if len(src) >= cfg.min_chars_for_ratio:
+        r = len(out) / len(src)
+        if not cfg.min_length_ratio <= r <= cfg.max_length_ratio:
+            return "length_ratio"
+    loops = longest_loop(out)
+    if loops >= cfg.max_repeats and loops > longest_loop(src):
+        return "repetition"
+    return None

@@ -1,0 +1,110 @@
+"""Split a (protected) text into pieces the translator can take, and rejoin them in order.
+
+Paragraphs are the first cut; a paragraph over the token budget is cut at line and sentence ends and the
+sentences are packed greedily under the budget; a sentence still over it is cut between words. Whitespace
+between pieces, and pieces with no letters (markers, numbers, punctuation), are kept verbatim, so the
+rejoined translation keeps the source's layout.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+_PARAGRAPH_BREAK = re.compile(r"(\n[ \t]*\n\s*)")
+_LINE_BREAK = re.compile(r"(\n)")
+# A sentence ends with . ! ? (and Arabic/CJK marks), maybe closing quotes/brackets, then whitespace.
+_SENTENCE_END = re.compile(r"[.!?\u061f\u3002\u2026]+[\"'\u00bb\u201d)\]]*(\s+)")
+_WORD_BREAK = re.compile(r"(\s+)")
+
+
+@dataclass
+class Piece:
+    text: str
+    translate: bool  # False: kept verbatim (whitespace, markers, numbers)
+
+
+def has_letters(text: str) -> bool:
+    return any(c.isalpha() for c in text)
+
+
+def split(text: str, count_tokens: Callable[[str], int], budget: int) -> list[Piece]:
+    pieces: list[Piece] = []
+    for i, para in enumerate(_PARAGRAPH_BREAK.split(text)):
+        if i % 2:
+            pieces.append(Piece(para, False))
+        else:
+            for block, translate in _letter_runs(para):
+                if translate:
+                    _split_block(block, count_tokens, budget, pieces, level=0)
+                else:
+                    pieces.append(Piece(block, False))
+    return [p for p in pieces if p.text]
+
+
+def _letter_runs(para: str) -> list[tuple[str, bool]]:
+    """Cut a paragraph around lines with no letters (a code block's marker right under a sentence), so
+    the translator sees fewer markers; newlines between runs stay verbatim."""
+    parts = _cut(para, _LINE_BREAK)
+    runs: list[tuple[str, bool]] = []
+    for i, part in enumerate(parts):
+        if i % 2:  # a newline: joins lines inside a run, separates runs
+            runs.append((part, None))
+            continue
+        kind = has_letters(part)
+        if len(runs) >= 2 and runs[-1][1] is None and runs[-2][1] == kind:
+            sep = runs.pop()[0]
+            runs[-1] = (runs[-1][0] + sep + part, kind)
+        else:
+            runs.append((part, kind))
+    return [(text, bool(kind)) for text, kind in runs]
+
+
+def join(pieces: list[str]) -> str:
+    return "".join(pieces)
+
+
+def _split_block(block: str, count_tokens, budget: int, out: list[Piece], level: int) -> None:
+    core = block.strip()
+    if not core:
+        out.append(Piece(block, False))
+        return
+    lead, trail = block[: len(block) - len(block.lstrip())], block[len(block.rstrip()):]
+    out.append(Piece(lead, False))
+    if not has_letters(core):
+        out.append(Piece(core, False))
+    elif count_tokens(core) <= budget or level >= 3:
+        out.append(Piece(core, True))
+    else:
+        parts = _cut(core, (_LINE_BREAK, _SENTENCE_END, _WORD_BREAK)[level])
+        for chunk, sep in _pack(parts, count_tokens, budget):
+            _split_block(chunk, count_tokens, budget, out, level + 1)
+            out.append(Piece(sep, False))
+    out.append(Piece(trail, False))
+
+
+def _cut(text: str, boundary: re.Pattern) -> list[str]:
+    """[unit, sep, unit, sep, ..., unit]: the separator is the boundary's first group (whitespace)."""
+    parts, pos = [], 0
+    for m in boundary.finditer(text):
+        parts += [text[pos:m.start(1)], m.group(1)]
+        pos = m.end(1)
+    return parts + [text[pos:]]
+
+
+def _pack(parts: list[str], count_tokens, budget: int) -> list[tuple[str, str]]:
+    """Greedily merge consecutive units under the budget; returns (chunk, separator that follows it)."""
+    units, seps = parts[0::2], parts[1::2] + [""]
+    chunks: list[tuple[str, str]] = []
+    body, tokens, last_sep = "", 0, ""
+    for unit, sep in zip(units, seps):
+        n = count_tokens(unit)
+        if body and tokens + n > budget:
+            chunks.append((body, last_sep))
+            body, tokens = "", 0
+        body = body + last_sep + unit if body else unit
+        tokens += n
+        last_sep = sep
+    if body:
+        chunks.append((body, last_sep))
+    return chunks

@@ -1,0 +1,200 @@
+"""The translate stage: end to end on a tiny model, exactly-once output across crashes and kill -9,
+sharded jobs, AR->EN, rejects with reasons, and the config groups it reads."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hala_exp.stages import translate as stage
+from test_translation_support import (FakeBackend, arabize, context, install_fake, make_rows, read_jsonl,
+                                      stage_config, tiny_model)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_model(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(autouse=True)
+def _reset_fake():
+    FakeBackend.generated = []
+
+
+def _ids_once(out_dir: Path, expected: set[str]) -> None:
+    ids = [r["id"] for r in read_jsonl(out_dir / "data.jsonl")]
+    ids += [r["id"] for r in read_jsonl(out_dir / "rejects.jsonl") if r.get("id") and r["reason"] != "duplicate_id"]
+    assert Counter(ids) == Counter(expected), "every row exactly once, translated or rejected"
+
+
+def test_end_to_end_tiny_model(model_dir, tmp_path):
+    cfg = stage_config(source={"sources": [{"name": "orca", "adapter": "open_orca", "count": 5,
+                                            "path": "package://hala_exp/assets/embedded/instructions_en.jsonl"}]})
+    ctx = context(cfg, model_dir, tmp_path / "out")
+    result = stage.run(ctx)
+    out = ctx.out_dir
+    src = read_jsonl(ROOT / "hala_exp/assets/embedded/instructions_en.jsonl")[:5]
+    assert result.outputs == {"data": "data.jsonl", "rejects": "rejects.jsonl"}
+    assert result.metrics["rows"] + result.metrics["rejected"] == len(src)
+    assert result.metrics["ledger/output_tokens"] > 0 and result.metrics["ledger/input_tokens"] > 0
+    assert result.details["rows_in_by_source"] == {"orca": len(src)}
+    for row in read_jsonl(out / "data.jsonl"):  # a random model rarely passes the gates; any survivor is well-formed
+        assert [m["role"] for m in row["messages"]] == [m["role"] for m in row["messages_en"]]
+    for rej in read_jsonl(out / "rejects.jsonl"):
+        assert rej["reason"]
+    assert sum(v for k, v in result.metrics.items() if k.startswith("rejected/")) == result.metrics["rejected"]
+    # a rerun of a finished directory generates nothing and gives the same output
+    again = stage.run(ctx)
+    assert again.metrics["rows"] == result.metrics["rows"] and again.details["ledger"] == result.details["ledger"]
+
+
+def test_turns_roles_spans_and_dedup(model_dir, tmp_path, monkeypatch):
+    install_fake(monkeypatch)
+    rows = make_rows(5)
+    ctx = context(stage_config(), model_dir, tmp_path / "out")
+    result = stage.translate_rows(ctx, rows, [])
+    out = read_jsonl(ctx.out_dir / "data.jsonl")
+    assert [r["id"] for r in out] == [r["id"] for r in rows] and result.metrics["rejected"] == 0
+    for src, row in zip(rows, out):
+        assert row["messages_en"] == src["messages"]
+        assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+        i = src["id"][1:]
+        assert f"`code_{i}`" in row["messages"][1]["content"] and f"https://example.com/{i}" in row["messages"][1]["content"]
+        assert row["messages"][2]["content"].endswith(f"```python\nx = {i}\n```")
+        assert row["messages"][0]["content"] == arabize("You are a helpful assistant.")
+    assert len(FakeBackend.generated) == len(set(FakeBackend.generated)), "identical segments translated once"
+    assert result.metrics["ledger/cached_segments"] >= 0 and result.metrics["ledger/segments"] == len(FakeBackend.generated)
+
+
+def test_crash_inside_loop_then_rerun_yields_each_row_once(model_dir, tmp_path, monkeypatch):
+    rows = make_rows(9)
+    cfg = stage_config(units_per_window=1)  # shard_size 3: three windows of one shard
+    ctx = context(cfg, model_dir, tmp_path / "out")
+    install_fake(monkeypatch, crash_after=3)  # a window is 7 segments = 2 batches: the second window crashes
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        stage.translate_rows(ctx, rows, [])
+    assert (ctx.out_dir / "shards/part-000000.jsonl").exists()
+    assert not (ctx.out_dir / "shards/part-000001.jsonl").exists() and not (ctx.out_dir / "data.jsonl").exists()
+    before = list(FakeBackend.generated)
+    assert before, "the crashed attempt generated some segments"
+    install_fake(monkeypatch)
+    stage.translate_rows(ctx, rows, [])
+    _ids_once(ctx.out_dir, {r["id"] for r in rows})
+    assert len(FakeBackend.generated) == len(set(FakeBackend.generated)), "segments done before the crash are reused"
+
+
+def test_kill_9_mid_run_then_rerun_yields_each_row_once(model_dir, tmp_path, monkeypatch):
+    out_dir = tmp_path / "out"
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
+        import pytest
+        from test_translation_support import install_fake, context, make_rows, stage_config
+        from hala_exp.stages import translate as stage
+        mp = pytest.MonkeyPatch()
+        install_fake(mp, delay=0.15)
+        ctx = context(stage_config(units_per_window=1), {str(model_dir)!r}, {str(out_dir)!r})
+        stage.translate_rows(ctx, make_rows(24), [])
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    deadline = time.time() + 120
+    while not (out_dir / "shards/part-000001.jsonl").exists():
+        assert proc.poll() is None, "the worker ended before it could be killed"
+        assert time.time() < deadline, "no shard appeared"
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out_dir / "shards/part-000007.jsonl").exists(), "killed before the end"
+    install_fake(monkeypatch)
+    stage.translate_rows(context(stage_config(units_per_window=1), model_dir, out_dir), make_rows(24), [])
+    _ids_once(out_dir, {f"r{i}" for i in range(24)})
+
+
+def test_sharded_jobs_split_the_work_and_the_last_assembles(model_dir, tmp_path, monkeypatch):
+    install_fake(monkeypatch)
+    rows = make_rows(12)  # four shards of 3
+    out = tmp_path / "out"
+    with pytest.raises(stage.ShardsPending):
+        stage.translate_rows(context(stage_config(shard_index=0, num_shards=2), model_dir, out), rows, [])
+    assert sorted(p.name for p in out.glob("shards/part-??????.jsonl")) == ["part-000000.jsonl", "part-000002.jsonl"]
+    first = len(FakeBackend.generated)
+    stage.translate_rows(context(stage_config(shard_index=1, num_shards=2), model_dir, out), rows, [])
+    _ids_once(out, {r["id"] for r in rows})
+    assert len(FakeBackend.generated) > first and len(FakeBackend.generated) == len(set(FakeBackend.generated))
+
+
+def test_arabic_to_english(model_dir, tmp_path, monkeypatch):
+    from test_translation_support import ARABIC, LATIN
+
+    def to_latin(text):
+        return "".join(LATIN[ARABIC.index(c)] if c in ARABIC else "x" if c.isalpha() and not c.isascii() else c
+                       for c in text)
+
+    install_fake(monkeypatch, transform=to_latin)
+    rows = [{"id": "a1", "source": "ar", "messages": [
+        {"role": "user", "content": "ما هي عاصمة مصر؟ اكتب الجواب في `answer`."},
+        {"role": "assistant", "content": "عاصمة مصر هي القاهرة، وهي مدينة كبيرة جدا."}]}]
+    ctx = context(stage_config(direction="xx-en"), model_dir, tmp_path / "out")
+    result = stage.translate_rows(ctx, rows, [])
+    out = read_jsonl(ctx.out_dir / "data.jsonl")
+    assert result.metrics["rows"] == 1 and out[0]["messages_ar"] == rows[0]["messages"]
+    assert "`answer`" in out[0]["messages"][0]["content"]
+    assert all(c.isascii() for m in out[0]["messages"] for c in m["content"] if c.isalpha())
+
+
+def test_rejects_carry_reasons(model_dir, tmp_path, monkeypatch):
+    rows = make_rows(2)
+    bad_rows, quarantined = stage.validate_rows(
+        rows + [{"id": "r0", "messages": rows[0]["messages"]}, {"id": "x", "messages": []},
+                {"id": "y", "messages": [{"role": "narrator", "content": "hi"}]},
+                {"id": "z", "messages": [{"role": "user", "content": "a" * 250}]}], max_chars=200)
+    assert [q["reason"] for q in quarantined] == ["duplicate_id", "missing_messages", "bad_message", "too_long"]
+    # a translator that loses markers -> spans_not_restored; one that copies -> gate_copy
+    install_fake(monkeypatch, transform=lambda t: arabize(t.replace("[[", "(").replace("]]", ")")))
+    ctx = context(stage_config(), model_dir, tmp_path / "lost")
+    result = stage.translate_rows(ctx, bad_rows, quarantined)
+    assert result.details["rejects_by_reason"]["spans_not_restored"] == 2
+    assert result.metrics["rejected/duplicate_id"] == 1 and result.metrics["rows"] == 0
+    install_fake(monkeypatch, transform=lambda t: t)
+    result = stage.translate_rows(context(stage_config(), model_dir, tmp_path / "copy"), make_rows(1), [])
+    assert result.details["rejects_by_reason"] == {"gate_copy": 1}
+    rej = read_jsonl(tmp_path / "copy" / "rejects.jsonl")[0]
+    assert rej["id"] == "r0" and rej["turn"] == 0 and rej["row"]["messages"][0]["role"] == "system"
+
+
+def test_code_heavy_rows_can_be_dropped(model_dir, tmp_path, monkeypatch):
+    install_fake(monkeypatch)
+    rows = [{"id": "c", "source": "s", "messages": [{"role": "user", "content": "Fix:\n```\n" + "x = 1\n" * 20 + "```"}]}]
+    cfg = stage_config(backend={"protect": {"max_protected_ratio": 0.5}})
+    result = stage.translate_rows(context(cfg, model_dir, tmp_path / "out"), rows, [])
+    assert result.details["rejects_by_reason"] == {"code_heavy": 1}
+
+
+def test_config_groups_build():
+    from hydra import compose, initialize_config_dir
+
+    from hala_exp.config_check import ConfigError, build
+    from hala_exp.translation.config import BackendConfig, LanguageConfig
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(ROOT / "conf")):
+        for name in ("transformers", "vllm"):
+            node = OmegaConf.to_container(compose(f"translate/{name}").translate, resolve=True)
+            assert build(BackendConfig, node, "translate").name == name
+        for code in ("ar", "sw"):
+            lang = build(LanguageConfig, OmegaConf.to_container(compose(f"language/{code}").language), "language")
+            assert lang.code == code and lang.script in ("Arabic", "Latin")
+    with pytest.raises(ConfigError, match="backend.runtime.shard_index"):
+        stage_config(shard_index=2, num_shards=2)
+    with pytest.raises(ConfigError, match="prompt.template"):
+        good = stage_config()
+        build(stage.Config, {"source": {"sources": [{"name": "s", "adapter": "alpaca", "path": "x.jsonl", "count": 1}]},
+                             "prompt": {"template": "no text"}, "language": vars(good.language), "backend": {}}, "")
