@@ -1,0 +1,137 @@
+"""Sweeps and launchers: the configs compose; a t sweep computes train once and merge + eval per point.
+
+The end-to-end tests run the real pipeline in subprocesses, as a researcher would, on the embedded default
+with FAST overrides: a tiny random teacher instead of SmolLM2-135M and no quantisation (the plain default
+spends most of its ~30 min on 2 cores translating with the FP8 teacher on CPU), translation quality gates
+off (the random teacher's output would be rejected and leave nothing to train on) and short generations.
+What they check, the caching of steps across sweep points, does not depend on the teacher. One cold
+3-point sweep is shared by the tests (session fixture); the launcher test adds points to its cache.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+CONF = ROOT / "conf"
+SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
+LAUNCHERS = sorted(p.stem for p in (CONF / "launcher").glob("*.yaml"))
+PER_T_STEPS = {"merge", "eval"}  # all a t sweep should compute once the rest is cached
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(CONF), job_name="hala_exp"):
+        return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_sweep_configs_compose_as_multiruns(name):
+    cfg = compose([f"+sweep={name}"])
+    params = dict(cfg.hydra.sweeper.params)
+    assert params, f"conf/sweep/{name}.yaml sets no hydra.sweeper.params"
+    text = (CONF / "sweep" / f"{name}.yaml").read_text()
+    header = text.splitlines()
+    assert header[0] == "# @package _global_" and f"+sweep={name}" in "\n".join(header[1:4])
+    assert "python -m hala_exp -m " in "\n".join(header[1:4])
+    # Hydra 1.4 refuses hydra.mode from a non-primary config ("hydra.mode changed during config
+    # composition"): the command line's -m makes the multirun.
+    assert "mode:" not in text
+    if name == "optuna_t":
+        assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+        assert cfg.pipeline.objective == "eval/average"
+
+
+def test_sweep_values_name_existing_options():
+    """Every swept group option exists (a typo would only fail at job N of a long sweep)."""
+    assert compose(["+sweep=slerp_t"]).hydra.sweeper.params["merge.t"] == "0,0.25,0.5,0.75,1"
+    for name, group, folder in (("quantization", "quantize", "quantize"), ("data_mix", "data", "data"),
+                                ("model_size", "+experiment", "experiment")):
+        values = compose([f"+sweep={name}"]).hydra.sweeper.params[group].split(",")
+        missing = [v for v in values if not (CONF / folder / f"{v}.yaml").is_file()]
+        assert not missing, f"+sweep={name}: no conf/{folder}/ option for {missing}"
+
+
+@pytest.mark.parametrize("name", LAUNCHERS)
+def test_launchers_compose(name):
+    cfg = compose(["+experiment=hala_1.2b", "+sweep=slerp_t", f"+launcher={name}"])
+    assert "mode:" not in (CONF / "launcher" / f"{name}.yaml").read_text()
+    target = cfg.hydra.launcher._target_
+    assert target.endswith("SlurmLauncher" if name == "slurm" else "LocalLauncher")
+    if name == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 8 and cfg.hydra.launcher.nodes == 1
+
+
+# ------------------------------------------------------------------------------------------ end to end
+FAST = ["model@translator.teacher=lfm2_tiny", "quantize=none", "translate.gates.enabled=false",
+        "translate.max_new_tokens=24"]
+
+
+def hala(args: list[str], output_dir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "hala_exp", f"paths.output_dir={output_dir}", "logger=none", *FAST, *args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def summaries(path: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(path.glob("**/summary.json"))]
+
+
+def ran(summary: dict) -> set[str]:
+    return {step for step, st in summary["stages"].items() if st["status"] == "ran"}
+
+
+@pytest.fixture(scope="session")
+def t_sweep(tmp_path_factory) -> Path:
+    """A 3-point t sweep from cold caches, jobs one after another (Hydra's basic launcher)."""
+    out = tmp_path_factory.mktemp("hala_outputs")
+    sweep_dir = out / "multirun" / "t_sweep"
+    hala(["-m", "+sweep=slerp_t", "merge.t=0,0.5,1", f"hydra.sweep.dir={sweep_dir}"], out)
+    return sweep_dir
+
+
+@pytest.mark.slow
+def test_t_sweep_trains_once_and_merges_and_evaluates_per_point(t_sweep):
+    jobs = summaries(t_sweep)
+    assert sorted(j["config"]["merge"]["t"] for j in jobs) == [0, 0.5, 1]
+    assert {j["run"]["group"] for j in jobs} == {"t_sweep"}  # one W&B group for the whole sweep
+    assert not [s for j in jobs for s, st in j["stages"].items() if st["status"] == "failed"]
+    counts = Counter(step for j in jobs for step in ran(j))
+    assert counts["train"] == 1 and counts["train_translator"] == 1 and counts["translate_sft"] == 1
+    assert counts["merge"] == counts["eval"] == 3
+    assert all(c == 1 for step, c in counts.items() if step not in PER_T_STEPS), counts
+    for job in jobs[1:]:  # after the first point everything upstream of merge is a cache hit
+        assert ran(job) == PER_T_STEPS, job["stages"]
+    assert len({j["stages"]["merge"]["fingerprint"] for j in jobs}) == 3
+    assert len({j["stages"]["train"]["fingerprint"] for j in jobs}) == 1
+
+    from hala_exp.report import write_report
+
+    written = write_report([t_sweep])
+    assert "metric_vs_t" in written
+    assert written["markdown"].read_text().split("## Runs")[1].split("##")[0].count("| t_sweep/") == 3
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_sweep_after_a_sweep_pays_only_merge_and_eval(t_sweep):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    out = t_sweep.parents[1]
+    sweep_dir = out / "multirun" / "submitit"
+    hala(["-m", "+sweep=slerp_t", "merge.t=0.25,0.75", "hydra/launcher=submitit_local",
+          f"hydra.sweep.dir={sweep_dir}"], out)
+    jobs = summaries(sweep_dir)
+    assert sorted(j["config"]["merge"]["t"] for j in jobs) == [0.25, 0.75]
+    for job in jobs:  # the two jobs ran concurrently, each reusing the cache of the first sweep
+        assert ran(job) == PER_T_STEPS, job["stages"]
+    assert (sweep_dir / ".submitit").is_dir()  # really went through submitit
