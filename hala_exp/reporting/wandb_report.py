@@ -3,7 +3,8 @@
 Every job of a sweep logs into one W&B group, one W&B run per stage that ran (``job_type`` = the stage
 kind, summary metrics named relative to the step: ``average``, ``arabic_exams/acc_norm``,
 ``heldout/bleu``), so the report selects the group's ``eval`` runs. The t axis reads the W&B config key
-``T_CONFIG_KEY``: the job's resolved config under ``job`` in each stage run's config. Building the report object needs no network; ``save()`` does (and an
+``T_CONFIG_KEY``: every stage run's W&B config is the job's whole resolved config (plus ``stage`` and
+``step_config``), so ``merge.t`` is there. Building the report object needs no network; ``save()`` does (and an
 API key in ``WANDB_API_KEY``). Entity and project must be given: the library's default entity lookup
 would call the API.
 """
@@ -21,7 +22,7 @@ from hala_exp.reporting.runs import (
     translator_keys,
 )
 
-T_CONFIG_KEY = "job.merge.t"
+T_CONFIG_KEY = "merge.t"
 
 
 def stage_metric(key: str) -> str:
