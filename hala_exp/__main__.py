@@ -48,6 +48,8 @@ def main(cfg: DictConfig) -> float | None:
         log.error("config error: %s", e)
         sys.exit(2)
     print(format_table(summary))
+    if "pending" in summary:
+        print(f"Pending: {summary['pending']}\nRerun the same command once the other jobs are done.")
     print(f"Run summary: {summary_path}")
     objective = cfg.pipeline.get("objective")
     return summary["metrics"].get(objective) if objective else None

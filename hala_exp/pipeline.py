@@ -19,7 +19,7 @@ from typing import Any
 
 from hala_exp import cache as cache_mod
 from hala_exp.config_check import ConfigError, build
-from hala_exp.stages import KINDS, StageContext, load_kind
+from hala_exp.stages import KINDS, StageContext, StagePending, load_kind
 from hala_exp.tracking import LoggerConfig, StageTracker, redact
 
 log = logging.getLogger(__name__)
@@ -122,12 +122,17 @@ class Pipeline:
         for name in self.selected:
             try:
                 outcome = self._run_step(name)
-            except BaseException:
-                summary["stages"][name] = {"kind": self.steps[name].kind, "status": "failed",
+            except BaseException as e:
+                pending = isinstance(e, StagePending)
+                summary["stages"][name] = {"kind": self.steps[name].kind, "status": "pending" if pending else "failed",
                                            "fingerprint": self.steps[name].fingerprint, "artifact": None,
                                            "seconds": None, "wandb_run_id": None}
                 _write_json(summary_path, summary)
-                raise
+                if not pending:
+                    raise
+                log.warning("stage %s: %s", name, e)  # this job's share is done; later stages wait for a rerun
+                summary["pending"] = f"{name}: {e}"
+                return summary
             summary["stages"][name] = {k: v for k, v in outcome.__dict__.items() if k != "metrics"}
             summary["metrics"].update({f"{name}/{k}": v for k, v in outcome.metrics.items()})
             _write_json(summary_path, summary)
@@ -142,32 +147,39 @@ class Pipeline:
         art = self.store.artifact(step.kind, step.fingerprint)
         if art.complete:
             return self._cached(step, art)
+        if getattr(load_kind(step.kind), "CONCURRENT", False):  # the stage coordinates its jobs itself
+            art.path.mkdir(parents=True, exist_ok=True)
+            return self._execute(step, art)
         with self.store.claim(art):
             if art.complete:  # another process finished it while we waited for the lock
                 return self._cached(step, art)
-            log.info("stage %s (%s) -> %s", name, step.kind, art.path)
-            inputs = {role: self._outputs(up) for role, up in step.inputs.items()}
-            tags = [*self.tags, f"stage:{step.kind}"]
-            started = time.perf_counter()
-            # W&B config: the whole resolved config (so `merge.t` compares across runs) plus this step's view.
-            wandb_config = {**getattr(self, "run_config", {}), "stage": name, "step_config": step.raw_config}
-            with StageTracker(self.logger, name, step.kind, self.group, wandb_config, tags) as tracker:
-                ctx = StageContext(name, step.kind, step.config, inputs, art.path, tracker.log, tracker.run)
-                result = load_kind(step.kind).run(ctx)
-                seconds = time.perf_counter() - started
-                tracker.summarize({**result.metrics, "seconds": seconds})
-                art.finish({
-                    "step": name, "kind": step.kind, "fingerprint": step.fingerprint,
-                    "config": redact(step.raw_config),
-                    "inputs": {r: {"step": u, "fingerprint": self.steps[u].fingerprint, "outputs": inputs[r]}
-                               for r, u in step.inputs.items()},
-                    "versions": cache_mod.library_versions(load_kind(step.kind).VERSIONS),
-                    "git_commit": git_commit(), "host": socket.gethostname(),
-                    "wall_seconds": seconds, "metrics": result.metrics, "details": result.details,
-                    "outputs": result.outputs, "wandb_run_id": tracker.run_id,
-                })
-            return StageOutcome(step.kind, "ran", step.fingerprint, str(art.path), round(seconds, 2),
-                                tracker.run_id, result.metrics)
+            return self._execute(step, art)
+
+    def _execute(self, step: Step, art: cache_mod.Artifact) -> StageOutcome:
+        log.info("stage %s (%s) -> %s", step.name, step.kind, art.path)
+        module = load_kind(step.kind)
+        inputs = {role: self._outputs(up) for role, up in step.inputs.items()}
+        tags = [*self.tags, f"stage:{step.kind}"]
+        started = time.perf_counter()
+        # W&B config: the whole resolved config (so `merge.t` compares across runs) plus this step's view.
+        wandb_config = {**getattr(self, "run_config", {}), "stage": step.name, "step_config": step.raw_config}
+        with StageTracker(self.logger, step.name, step.kind, self.group, wandb_config, tags) as tracker:
+            ctx = StageContext(step.name, step.kind, step.config, inputs, art.path, tracker.log, tracker.run)
+            result = module.run(ctx)
+            seconds = time.perf_counter() - started
+            tracker.summarize({**result.metrics, "seconds": seconds})
+            art.finish({
+                "step": step.name, "kind": step.kind, "fingerprint": step.fingerprint,
+                "config": redact(step.raw_config),
+                "inputs": {r: {"step": u, "fingerprint": self.steps[u].fingerprint, "outputs": inputs[r]}
+                           for r, u in step.inputs.items()},
+                "versions": cache_mod.library_versions(module.VERSIONS),
+                "git_commit": git_commit(), "host": socket.gethostname(),
+                "wall_seconds": seconds, "metrics": result.metrics, "details": result.details,
+                "outputs": result.outputs, "wandb_run_id": tracker.run_id,
+            })
+        return StageOutcome(step.kind, "ran", step.fingerprint, str(art.path), round(seconds, 2),
+                            tracker.run_id, result.metrics)
 
     def _cached(self, step: Step, art: cache_mod.Artifact) -> StageOutcome:
         manifest = art.manifest()

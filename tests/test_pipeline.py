@@ -114,3 +114,18 @@ def test_plan_errors_name_the_key(tmp_path):
     cfg.double.bogus = 1
     with pytest.raises(ConfigError, match=r"^double: unknown key\(s\) \['bogus'\]"):
         Pipeline.from_config(cfg, group="t")
+
+
+def test_pending_stage_stops_the_run_without_failing(tmp_path, monkeypatch):
+    from hala_exp.stages import StagePending
+
+    def share_done(ctx):
+        raise StagePending("2 shards of other jobs are not done yet")
+
+    monkeypatch.setitem(fakes.FAKES, "model", type(fakes.FAKES["model"])(
+        Config=fakes.SourceConfig, VERSIONS=(), run=share_done, CONCURRENT=True))
+    summary = fakes.run(fakes.make_config(tmp_path), tmp_path / "s.json")
+    assert summary["stages"]["source"]["status"] == "pending" and "double" not in summary["stages"]
+    assert "2 shards" in summary["pending"]
+    assert json.loads((tmp_path / "s.json").read_text())["stages"]["source"]["status"] == "pending"
+    assert not list(tmp_path.glob("model/*.lock"))  # a concurrent stage takes no exclusive lock

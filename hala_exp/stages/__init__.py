@@ -6,7 +6,10 @@ A stage is a module in this package with:
 * ``VERSIONS``: distributions whose version changes the stage's result (part of the fingerprint);
 * ``run(ctx: StageContext) -> StageResult``: does the work inside ``ctx.out_dir``.
 
-Optionally ``input_files(config) -> list[str]``: local files whose content is part of the fingerprint.
+Optionally ``input_files(config) -> list[str]``: local files whose content is part of the fingerprint, and
+``CONCURRENT = True`` for a stage whose jobs may work in one artifact directory at once (it coordinates
+them itself, e.g. translation shards split by ``shard_index/num_shards``); such a stage raises
+``StagePending`` when its job's share is done but others' is not.
 
 Stage modules import torch, transformers and friends inside ``run`` so that composing and validating a
 config stays instant.
@@ -20,6 +23,10 @@ from types import ModuleType
 from typing import Any, Callable
 
 KINDS = ("model", "quantize", "translate", "bilingual", "train", "merge", "eval")
+
+
+class StagePending(Exception):
+    """This job finished its share of a stage; other jobs still hold the rest. Rerun to continue."""
 
 
 @dataclass

@@ -18,12 +18,13 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from hala_exp.sources import MixConfig
-from hala_exp.stages import StageContext, StageResult
+from hala_exp.stages import StageContext, StagePending, StageResult
 from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig, target_script
 
 log = logging.getLogger(__name__)
 
 VERSIONS = ("transformers", "tokenizers", "torch", "vllm")
+CONCURRENT = True  # jobs split the shards (runtime.shard_index/num_shards) and share the directory
 ROLES = ("system", "user", "assistant")
 
 
@@ -36,7 +37,7 @@ class Config:
     direction: Literal["en-xx", "xx-en"] = "en-xx"
 
 
-class ShardsPending(RuntimeError):
+class ShardsPending(StagePending):
     """This job finished its shards; others' are still running (their last job assembles the output)."""
 
 
