@@ -75,7 +75,7 @@ class ProtectConfig:
     kinds: list[str] = field(default_factory=lambda: ["code_fence", "math_block", "inline_code", "math_inline",
                                                       "latex_command", "url", "email", "placeholder"])
     # Reject rows whose protected share of characters exceeds this (the paper dropped code from Hermes-3,
-    # arXiv 2509.14008 Sec. 3.3); null keeps them.
+    # arXiv 2509.14008); null keeps them.
     max_protected_ratio: float | None = None
 
     def check(self) -> None:
