@@ -4,7 +4,8 @@
 
 Both sides run the real pipeline (embedded default, CPU, offline, logger=none, with the FAST overrides of
 tests/test_sweep.py: a tiny random teacher, no quantisation, gates off, short generations; the plain
-default takes ~30 min per run on 2 cores, mostly FP8 teacher translation on CPU) as subprocesses in this
+default adds the SmolLM2-135M teacher's conversion, FP8 quantisation and translation to every cold run) as
+subprocesses in this
 one process run, each side in its own temporary output directory (so its own cache).
 The sweep side reuses every step but merge and eval; the naive side recomputes everything per point, as
 without a content-addressed cache. Writes benchmarks/results/sweep_economy.md.
@@ -69,7 +70,7 @@ def main() -> None:
     lines = [
         "## Sweep economy: slerp-t sweep after a full run vs full runs from cold caches", "",
         f"Points: t = {grid}. Embedded default on CPU, `logger=none`, with {' '.join(FAST)} (tiny random teacher: "
-        "the plain default's FP8 SmolLM2 teacher makes one run take ~30 min here).", "",
+        "the plain default adds the SmolLM2-135M teacher's conversion, quantisation and translation to each cold run).", "",
         "| what | wall time (s) | steps computed |", "|---|---:|---|",
         *[f"| {what} | {secs:.1f} | {steps} |" for what, secs, steps in rows],
         "",

@@ -2,7 +2,7 @@
 
 The end-to-end tests run the real pipeline in subprocesses, as a researcher would, on the embedded default
 with FAST overrides: a tiny random teacher instead of SmolLM2-135M and no quantisation (the plain default
-spends most of its ~30 min on 2 cores translating with the FP8 teacher on CPU), translation quality gates
+spends most of a cold run converting, quantising and running the SmolLM2 teacher), translation quality gates
 off (the random teacher's output would be rejected and leave nothing to train on) and short generations.
 What they check, the caching of steps across sweep points, does not depend on the teacher. One cold
 3-point sweep is shared by the tests (session fixture); the launcher test adds points to its cache.
