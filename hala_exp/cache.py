@@ -1,7 +1,7 @@
 """Content-addressed stage artifacts: ``<cache>/<kind>/<fingerprint>/``.
 
 The fingerprint is a stable hash of the stage kind, its normalised config (``runtime`` keys excluded:
-they change speed, not results), its inputs' fingerprints, the content of its local input files and the
+they change speed, not results; ``comment`` keys too: they document), its inputs' fingerprints, the content of its local input files and the
 versions of the libraries that change its result. A finished stage writes ``manifest.json`` and then
 the completion marker ``COMPLETE`` (both via rename, so readers never see half a file). A directory
 without the marker is an interrupted attempt: it is redone, and the stage may reuse the partial work
@@ -30,12 +30,15 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def strip_runtime(obj: Any) -> Any:
-    """Drop ``runtime`` sub-mappings: batch sizes, devices, progress bars do not change a result."""
+NOT_FINGERPRINTED = frozenset({"runtime", "comment"})
+
+
+def normalise(obj: Any) -> Any:
+    """Drop what cannot change a result: ``runtime`` (batch sizes, devices, progress bars) and ``comment``."""
     if isinstance(obj, dict):
-        return {k: strip_runtime(v) for k, v in obj.items() if k != "runtime"}
+        return {k: normalise(v) for k, v in obj.items() if k not in NOT_FINGERPRINTED}
     if isinstance(obj, list):
-        return [strip_runtime(v) for v in obj]
+        return [normalise(v) for v in obj]
     return obj
 
 
@@ -67,7 +70,7 @@ def file_digest(path: str | Path) -> str:
 def fingerprint(kind: str, config: dict, inputs: dict[str, str], versions: dict[str, str],
                 files: dict[str, str]) -> str:
     payload = {
-        "v": FINGERPRINT_VERSION, "kind": kind, "config": strip_runtime(config),
+        "v": FINGERPRINT_VERSION, "kind": kind, "config": normalise(config),
         "inputs": inputs, "versions": versions, "files": files,
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]

@@ -35,12 +35,15 @@ def default_run(tmp_path_factory):
 def test_default_runs_every_stage_with_metrics(default_run):
     _, (summary, stdout) = default_run
     assert list(summary["stages"]) == STEPS
-    assert {s["status"] for s in summary["stages"].values()} == {"ran"}
+    ran = {s["fingerprint"] for s in summary["stages"].values() if s["status"] == "ran"}
+    for name, stage in summary["stages"].items():  # `base` is the same tiny LFM2 as `translator_base`: one artifact
+        assert stage["status"] == "ran" or stage["fingerprint"] in ran, (name, stage)
+    assert summary["stages"]["base"]["fingerprint"] == summary["stages"]["translator_base"]["fingerprint"]
     for step in STEPS:
         assert any(k.startswith(step + "/") for k in summary["metrics"]), f"no metric from {step}"
     assert 0.0 <= summary["metrics"]["eval_translator/heldout/bleu"] <= 100.0
     for step in STEPS:  # the final table lists every stage
-        assert any(line.split()[:2] == [step, "ran"] for line in stdout.splitlines()), step
+        assert any(line.split()[:1] == [step] for line in stdout.splitlines()), step
     manifest = json.loads((Path(summary["stages"]["merge"]["artifact"]) / "manifest.json").read_text())
     assert manifest["inputs"]["base"]["fingerprint"] == summary["stages"]["base"]["fingerprint"]
     assert manifest["versions"]["mergekit"] != "absent"

@@ -38,8 +38,11 @@ def test_fingerprint_changes_with_config_and_propagates_downstream(tmp_path):
     assert changed_down["source"] == base["source"] and changed_down["double"] != base["double"]
 
 
-def test_runtime_settings_do_not_change_fingerprints(tmp_path):
+def test_runtime_settings_and_comments_do_not_change_fingerprints(tmp_path):
     assert fingerprints(fakes.make_config(tmp_path, batch=8)) == fingerprints(fakes.make_config(tmp_path, batch=64))
+    commented = fakes.make_config(tmp_path)
+    commented.double.comment = "why this factor"
+    assert fingerprints(commented) == fingerprints(fakes.make_config(tmp_path))
 
 
 def test_fingerprints_stable_across_processes(tmp_path):
