@@ -40,9 +40,11 @@ def test_fingerprint_changes_with_config_and_propagates_downstream(tmp_path):
 
 def test_runtime_settings_and_comments_do_not_change_fingerprints(tmp_path):
     assert fingerprints(fakes.make_config(tmp_path, batch=8)) == fingerprints(fakes.make_config(tmp_path, batch=64))
-    commented = fakes.make_config(tmp_path)
-    commented.double.comment = "why this factor"
-    assert fingerprints(commented) == fingerprints(fakes.make_config(tmp_path))
+    from hala_exp.cache import fingerprint
+
+    plain = fingerprint("train", {"sources": [{"path": "a"}]}, {}, {}, {})
+    assert fingerprint("train", {"sources": [{"path": "a", "comment": "why this source"}]}, {}, {}, {}) == plain
+    assert fingerprint("train", {"sources": [{"path": "b"}]}, {}, {}, {}) != plain
 
 
 def test_fingerprints_stable_across_processes(tmp_path):
