@@ -145,7 +145,7 @@ def main() -> None:
         "(goal <= 5%). Our step time includes Lightning's hooks, the throughput callback and the "
         "scheduler; the bare loop's includes the same loss, clipping and AdamW.",
         "- Note: the machine is shared with other jobs; run-to-run noise is about +-10 % "
-        "(../shared/DEPENDENCIES.md), so compare ratios from one run.",
+        "so compare ratios from one run.",
     ]
     text = "\n".join(lines) + "\n"
     (ROOT / "benchmarks" / "results" / "train_throughput.md").write_text(text)

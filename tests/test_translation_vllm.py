@@ -1,6 +1,6 @@
 """Greedy decoding gives the same tokens on the transformers and vLLM backends for the same model and prompts.
 
-vLLM lives in a second environment (DEPENDENCIES.md, env B); this test needs its interpreter at
+vLLM lives in a second environment (`make vllm-env`); this test needs its interpreter at
 ``$HALA_VLLM_PYTHON`` or ``.venv-vllm/bin/python`` and skips with that reason when it is absent.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _has_vllm(python: str) -> bool:
 pytestmark = [
     pytest.mark.slow,  # the vLLM engine takes minutes to start on 2 CPU cores
     pytest.mark.skipif(not _has_vllm(VLLM_PYTHON), reason=f"no vLLM worker interpreter at {VLLM_PYTHON} "
-                       "(build env B: see DEPENDENCIES.md; or set HALA_VLLM_PYTHON)"),
+                       "(build it with `make vllm-env`, or set HALA_VLLM_PYTHON)"),
 ]
 
 

@@ -6,7 +6,7 @@ like the report. A benchmark's score is the unweighted mean over its tasks (subs
 unweighted mean over benchmarks: the Open Arabic LLM Leaderboard v2 way, which the Hala report follows
 (arXiv 2509.14008, results tables: one column per benchmark and their average).
 
-Offline use (../shared/DEPENDENCIES.md, "lighteval 0.13.0 offline"): building a lighteval ``Pipeline``
+Offline use (measured with lighteval 0.13.0): building a lighteval ``Pipeline``
 imports every task module and one downloads a file at import time, so the registry's loader is replaced
 by one that returns only the requested tasks from ``lighteval.tasks.multilingual.tasks.arabic``;
 ``nltk.download`` (called by corpus BLEU) is disabled while lighteval runs; local task families are

@@ -228,7 +228,7 @@ class _Validation:
             "validation/mean_logit_diff": float(torch.cat([d.flatten() for d in diffs]).mean()),
             "validation/identical_outputs": sum(x == y for x, y in zip(a["hyps"], b["hyps"])) / len(a["hyps"]),
         }
-        # sacrebleu's default 13a tokenizer and chrF++ (word_order=2) work offline (DEPENDENCIES.md).
+        # sacrebleu's default 13a tokenizer and chrF++ (word_order=2) work offline (measured here).
         for label, res in ((base, a), (other, b)):
             out[f"validation/{label}/bleu"] = sacrebleu.corpus_bleu(res["hyps"], [self.references]).score
             out[f"validation/{label}/chrf"] = sacrebleu.corpus_chrf(res["hyps"], [self.references], word_order=2).score

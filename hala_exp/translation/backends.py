@@ -4,7 +4,7 @@ gives comparable text.
 
 * ``transformers``: batched greedy ``generate`` in this process, batches of similar length (CPU or GPU).
 * ``vllm``: ``LLM.generate`` in a worker interpreter (``runtime.worker_python``; vLLM's pins clash with
-  llmcompressor's, see DEPENDENCIES.md), talking through files only; tensor/data parallel from config.
+  llmcompressor's), talking through files only; tensor/data parallel from config.
 """
 from __future__ import annotations
 
