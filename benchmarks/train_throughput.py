@@ -144,7 +144,7 @@ def main() -> None:
         f"- Step overhead of the Lightning loop vs the bare loop on identical batches: **{overhead:+.1%}** "
         "(goal <= 5%). Our step time includes Lightning's hooks, the throughput callback and the "
         "scheduler; the bare loop's includes the same loss, clipping and AdamW.",
-        "- Note: the machine is shared with other jobs; run-to-run noise is about +-10 % "
+        "- Note: the machine is shared with other jobs; run-to-run noise is about +-10 %, "
         "so compare ratios from one run.",
     ]
     text = "\n".join(lines) + "\n"
