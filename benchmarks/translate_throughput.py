@@ -156,7 +156,8 @@ def main() -> None:
     same = sum(a == b for a, b in zip(raw, naive))
     lines += [
         "", f"Greedy outputs identical between naive and raw batched: {same}/{n}"
-        + (" (left padding changes fp32 rounding)" if same < n else "") + ". Output tokens: naive {base_tokens}, stage {int(stage_tokens)}. Stage rows kept after gates: "
+        + (" (left padding changes fp32 rounding)" if same < n else "")
+        + f". Output tokens: naive {base_tokens}, stage {int(stage_tokens)}. Stage rows kept after gates: "
         f"{res.metrics['rows']}/{n}; rejects by reason: {res.details['rejects_by_reason']}.",
         "", f"Quality of the stage's hypotheses (all {n}, rejected ones included) against arb_Arab: "
         f"BLEU {bleu.score:.2f}, chrF++ {chrf.score:.2f} (sacrebleu {sacrebleu.__version__}, default 13a "
