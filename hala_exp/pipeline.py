@@ -52,6 +52,7 @@ class Pipeline:
         self.steps, self.selected = steps, selected
         self.store = cache_mod.ArtifactStore(cache_dir)
         self.logger, self.group, self.tags = logger, group, tags
+        self.run_config: dict = {}  # the run's resolved, redacted config: every stage's W&B config
 
     # ---------------------------------------------------------------- planning
     @classmethod
@@ -162,7 +163,7 @@ class Pipeline:
         tags = [*self.tags, f"stage:{step.kind}"]
         started = time.perf_counter()
         # W&B config: the whole resolved config (so `merge.t` compares across runs) plus this step's view.
-        wandb_config = {**getattr(self, "run_config", {}), "stage": step.name, "step_config": step.raw_config}
+        wandb_config = {**self.run_config, "stage": step.name, "step_config": step.raw_config}
         with StageTracker(self.logger, step.name, step.kind, self.group, wandb_config, tags) as tracker:
             ctx = StageContext(step.name, step.kind, step.config, inputs, art.path, tracker.log, tracker.run)
             result = module.run(ctx)
@@ -207,14 +208,13 @@ def _user_key(message: str, raw_config: Any, where: str) -> str:
     if not sep:
         return f"{where}.config: {message}"
     parts = [p for p in key.split(".") if p]
-    node, prefix = raw_config, f"{where}.config"
+    node = raw_config
     for i, part in enumerate(parts + [None]):
         if isinstance(node, str) and node.startswith("${") and node.endswith("}"):
             return f"{'.'.join([node[2:-1], *parts[i:]])}: {rest}"
         if part is None or not isinstance(node, dict) or part.split("[")[0] not in node:
             break
         node = node[part.split("[")[0]]
-        prefix = f"{prefix}.{part}"
     return f"{'.'.join([f'{where}.config', *parts])}: {rest}"
 
 
