@@ -229,11 +229,7 @@ def pair_rejection(en: str, xx: str, f: FilterConfig, script: str, script_ratio)
 
 
 def _prompt_messages(text: str, prompt: PromptConfig, language: LanguageConfig, direction: str) -> list[dict]:
-    source_name, target_name = names(direction, language)
-    messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
-    messages.append({"role": "user",
-                     "content": prompt.template.format(source_name=source_name, target_name=target_name, text=text)})
-    return messages
+    return prompt.messages(text, *names(direction, language))
 
 
 def _rng(seed: int) -> random.Random:

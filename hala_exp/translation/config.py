@@ -34,6 +34,11 @@ class PromptConfig:
         if self.system is not None and not self.chat_template:
             raise ConfigError("system: needs chat_template: true")
 
+    def messages(self, text: str, source_name: str, target_name: str) -> list[dict]:
+        """The chat turns of one request: what the translator is trained on (bilingual) and asked (engine)."""
+        user = self.template.format(source_name=source_name, target_name=target_name, text=text)
+        return ([{"role": "system", "content": self.system}] if self.system else []) + [{"role": "user", "content": user}]
+
 
 @dataclass
 class LanguageConfig:

@@ -73,11 +73,9 @@ class Translator:
         return hashlib.sha256(segment.encode("utf-8")).hexdigest()[:32]
 
     def render(self, segment: str) -> str:
-        text = self.prompt.template.format(source_name=self.source_name, target_name=self.target_name, text=segment)
+        messages = self.prompt.messages(segment, self.source_name, self.target_name)
         if not self.prompt.chat_template:
-            return text
-        messages = ([{"role": "system", "content": self.prompt.system}] if self.prompt.system else [])
-        messages.append({"role": "user", "content": text})
+            return messages[-1]["content"]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def encode(self, segment: str) -> list[int]:
