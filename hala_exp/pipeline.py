@@ -103,7 +103,10 @@ class Pipeline:
         if not step.fingerprint:
             module = load_kind(step.kind)
             files_fn = getattr(module, "input_files", None)
-            files = {str(p): cache_mod.file_digest(p) for p in (files_fn(step.config) if files_fn else [])}
+            try:
+                files = {str(p): cache_mod.file_digest(p) for p in (files_fn(step.config) if files_fn else [])}
+            except FileNotFoundError as e:  # a missing local input is a plan error: report it before any compute
+                raise ConfigError(f"pipeline.steps.{name}.config: {e}") from None
             inputs = {role: self._fingerprint(up) for role, up in step.inputs.items()}
             step.fingerprint = cache_mod.fingerprint(
                 step.kind, step.raw_config, inputs, cache_mod.library_versions(module.VERSIONS), files)

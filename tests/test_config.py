@@ -110,3 +110,10 @@ def test_secrets_are_redacted():
     assert out["hub"]["path"] == "x" and out["tokenizer"] == {"name": "keep"}
     assert out["max_new_tokens"] == 64 and out["tokenizer_path"] == "t"
     assert "hf_abc" not in json.dumps(out)
+
+
+def test_missing_local_eval_data_is_a_plan_error_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HALA_SHARED_DATA", str(tmp_path / "no_data_here"))
+    cfg = compose_cfg(["+experiment=hala_1.2b", f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"pipeline.steps.eval_translator.config: input not found: .*no_data_here"):
+        Pipeline.from_config(cfg, group="t")
