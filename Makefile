@@ -38,3 +38,7 @@ bench: setup
 
 clean-cache:
 	rm -rf outputs/cache
+
+lint: setup
+	$(BIN)/ruff check hala_exp
+	$(BIN)/ruff format --check hala_exp

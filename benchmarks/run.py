@@ -4,6 +4,7 @@ side in one run; then gathers every benchmark section from benchmarks/results/ i
     .venv/bin/python benchmarks/run.py            # measure the pipeline (cold run takes a few minutes)
     .venv/bin/python benchmarks/run.py --collect  # only rebuild RESULTS.md from benchmarks/results/*.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,15 @@ def machine_info() -> str:
         pass
     mem = ""
     try:
-        kib = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        kib = int(
+            next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1]
+        )
         mem = f", {kib / 2**20:.0f} GiB RAM"
     except (OSError, StopIteration):
         pass
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "transformers", "hydra-core", "pytorch-lightning"))
+    versions = ", ".join(
+        f"{p} {metadata.version(p)}" for p in ("torch", "transformers", "hydra-core", "pytorch-lightning")
+    )
     return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}; {versions}"
 
 
@@ -56,14 +61,24 @@ def measure(repeats: int) -> str:
         cold = timed(app, env)
         warm = [timed(app, env) for _ in range(repeats)]
     rows = [
-        ("`python -m hala_exp +experiment=hala_1.2b --cfg job --resolve` (dry run)", statistics.median(dry), "<= 1.5 s"),
+        (
+            "`python -m hala_exp +experiment=hala_1.2b --cfg job --resolve` (dry run)",
+            statistics.median(dry),
+            "<= 1.5 s",
+        ),
         ("`python -m hala_exp` cold (empty cache, every stage runs)", cold, "<= 300 s"),
         ("`python -m hala_exp` warm (every stage cached)", statistics.median(warm), "-"),
     ]
-    lines = ["## Pipeline start-up and the embedded default", "",
-             f"Command: `.venv/bin/python benchmarks/run.py` ({time.strftime('%Y-%m-%d')}); medians of {repeats} "
-             "runs where repeated; W&B offline.", f"Machine: {machine_info()}", "",
-             "| what | wall time (s) | goal |", "|---|---:|---|"]
+    lines = [
+        "## Pipeline start-up and the embedded default",
+        "",
+        f"Command: `.venv/bin/python benchmarks/run.py` ({time.strftime('%Y-%m-%d')}); medians of {repeats} "
+        "runs where repeated; W&B offline.",
+        f"Machine: {machine_info()}",
+        "",
+        "| what | wall time (s) | goal |",
+        "|---|---:|---|",
+    ]
     lines += [f"| {name} | {secs:.2f} | {goal} |" for name, secs, goal in rows]
     lines += ["", f"Warm / cold: {statistics.median(warm) / cold:.3f}."]
     return "\n".join(lines) + "\n"
@@ -71,9 +86,13 @@ def measure(repeats: int) -> str:
 
 def collect() -> None:
     sections = sorted(RESULTS.glob("*.md"), key=lambda p: (p.stem != "pipeline", p.stem))
-    text = ["# Benchmark results", "",
-            "Every figure below was produced by the command named in its section, on the machine it names.",
-            "Run-to-run noise on these 2-core machines is about ±10 %: compare ratios measured in one run.", ""]
+    text = [
+        "# Benchmark results",
+        "",
+        "Every figure below was produced by the command named in its section, on the machine it names.",
+        "Run-to-run noise on these 2-core machines is about ±10 %: compare ratios measured in one run.",
+        "",
+    ]
     # Each section is a level-2 heading under this page's title, whatever its file uses.
     text += [re.sub(r"^# ", "## ", p.read_text().strip(), count=1) + "\n" for p in sections]
     (ROOT / "benchmarks" / "RESULTS.md").write_text("\n".join(text))

@@ -10,6 +10,7 @@ one process run, each side in its own temporary output directory (so its own cac
 The sweep side reuses every step but merge and eval; the naive side recomputes everything per point, as
 without a content-addressed cache. Writes benchmarks/results/sweep_economy.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,13 +27,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "sweep_economy.md"
 T_POINTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-FAST = ["model@translator.teacher=lfm2_tiny", "quantize=none", "translate.gates.enabled=false",
-        "translate.max_new_tokens=24"]
+FAST = [
+    "model@translator.teacher=lfm2_tiny",
+    "quantize=none",
+    "translate.gates.enabled=false",
+    "translate.max_new_tokens=24",
+]
 
 
 def hala(output_dir: Path, *args: str) -> float:
-    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "disabled",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     cmd = [sys.executable, "-m", "hala_exp", f"paths.output_dir={output_dir}", "logger=none", *FAST, *args]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -42,8 +52,12 @@ def hala(output_dir: Path, *args: str) -> float:
 
 
 def ran_counts(path: Path) -> Counter:
-    return Counter(step for p in path.glob("**/summary.json")
-                   for step, st in json.loads(p.read_text())["stages"].items() if st["status"] == "ran")
+    return Counter(
+        step
+        for p in path.glob("**/summary.json")
+        for step, st in json.loads(p.read_text())["stages"].items()
+        if st["status"] == "ran"
+    )
 
 
 def main() -> None:
@@ -55,8 +69,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         shared, naive = Path(tmp, "shared"), Path(tmp, "naive")
         first_run = hala(shared)  # default t = 0.5: fills the cache
-        sweep = hala(shared, "-m", "+sweep=slerp_t", f"merge.t={grid}",
-                     f"hydra.sweep.dir={shared}/multirun/t_sweep")
+        sweep = hala(shared, "-m", "+sweep=slerp_t", f"merge.t={grid}", f"hydra.sweep.dir={shared}/multirun/t_sweep")
         sweep_steps = ran_counts(shared / "multirun")
         cold = [hala(naive / f"t{t:g}", f"merge.t={t}") for t in points]
         naive_steps = ran_counts(naive)
@@ -68,18 +81,25 @@ def main() -> None:
         (f"{n} full runs, cold caches", sum(cold), _fmt(naive_steps)),
     ]
     lines = [
-        "## Sweep economy: slerp-t sweep after a full run vs full runs from cold caches", "",
+        "## Sweep economy: slerp-t sweep after a full run vs full runs from cold caches",
+        "",
         f"Points: t = {grid}. Embedded default on CPU, `logger=none`, with {' '.join(FAST)} (tiny random teacher: "
-        "the plain default adds the SmolLM2-135M teacher's conversion, quantisation and translation to each cold run).", "",
-        "| what | wall time (s) | steps computed |", "|---|---:|---|",
+        "the plain default adds the SmolLM2-135M teacher's conversion, quantisation and translation to each cold run).",
+        "",
+        "| what | wall time (s) | steps computed |",
+        "|---|---:|---|",
         *[f"| {what} | {secs:.1f} | {steps} |" for what, secs, steps in rows],
         "",
         f"Sweep after a full run: **{sum(cold) / sweep:.1f}x** less wall time than {n} cold full runs "
         f"({sum(cold) / (first_run + sweep):.1f}x counting the first run). Cold runs per point: "
-        + ", ".join(f"{s:.1f}" for s in cold) + " s.", "",
+        + ", ".join(f"{s:.1f}" for s in cold)
+        + " s.",
+        "",
         f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPU cores, no GPU. "
         "Run-to-run noise on these machines is about +-10 %; each time includes process start-up (~7 s of imports).",
-        "", f"Command: `.venv/bin/python benchmarks/sweep_economy.py{' --quick' if args.quick else ''}`", "",
+        "",
+        f"Command: `.venv/bin/python benchmarks/sweep_economy.py{' --quick' if args.quick else ''}`",
+        "",
     ]
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text("\n".join(lines), encoding="utf-8")

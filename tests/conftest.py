@@ -1,4 +1,5 @@
 """Shared fixtures: the repo's shared data (skipped with a reason when absent) and tiny model directories."""
+
 from __future__ import annotations
 
 import os
@@ -27,13 +28,13 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_lfm2_dir(tmp_path_factory) -> Path:
-    from hala_exp.models import build_tiny_model_dir, embedded_texts
+    from hala_exp.core.model_dirs import build_tiny_model_dir, embedded_texts
 
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny_lfm2"), embedded_texts(), "lfm2")
 
 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory) -> Path:
-    from hala_exp.models import build_tiny_model_dir, embedded_texts
+    from hala_exp.core.model_dirs import build_tiny_model_dir, embedded_texts
 
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny_llama"), embedded_texts(), "llama")

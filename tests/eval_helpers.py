@@ -1,9 +1,10 @@
 """Helpers for the eval tests: build the eval step configs from conf/ without composing the whole tree."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from hala_exp.config_check import build
+from hala_exp.core.schema import build
 
 CONF = Path(__file__).parents[1] / "conf"
 
@@ -14,15 +15,25 @@ def eval_step_configs(option: str, overrides: dict | None = None) -> dict:
 
     translator = OmegaConf.load(CONF / "translator/embedded.yaml")
     translator.pop("defaults", None)
-    cfg = OmegaConf.create({"eval": OmegaConf.load(CONF / f"eval/{option}.yaml"),
-                            "translate": OmegaConf.load(CONF / "translate/transformers.yaml"),
-                            "language": OmegaConf.load(CONF / "language/ar.yaml"), "translator": translator})
+    cfg = OmegaConf.create(
+        {
+            "eval": OmegaConf.load(CONF / f"eval/{option}.yaml"),
+            "translate": OmegaConf.load(CONF / "translate/transformers.yaml"),
+            "language": OmegaConf.load(CONF / "language/ar.yaml"),
+            "translator": translator,
+        }
+    )
     for key, value in (overrides or {}).items():
         OmegaConf.update(cfg, key, value, merge=False)
     c = OmegaConf.to_container(cfg, resolve=True)
-    return {"eval_translator": {"translation": c["eval"]["translation"], "prompt": c["translator"]["prompt"],
-                                "language": c["language"]},
-            "eval": {"benchmarks": c["eval"]["benchmarks"], "language": c["language"]}}
+    return {
+        "eval_translator": {
+            "translation": c["eval"]["translation"],
+            "prompt": c["translator"]["prompt"],
+            "language": c["language"],
+        },
+        "eval": {"benchmarks": c["eval"]["benchmarks"], "language": c["language"]},
+    }
 
 
 def build_eval(raw: dict):
@@ -32,7 +43,7 @@ def build_eval(raw: dict):
 
 
 def run_eval(raw: dict, model_dir, out_dir: Path):
-    from hala_exp.stages import StageContext
+    from hala_exp.core.stage import StageContext
     from hala_exp.stages import eval as eval_stage
 
     out_dir.mkdir(parents=True, exist_ok=True)

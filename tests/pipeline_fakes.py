@@ -2,6 +2,7 @@
 
 Usable in-process (``patched_kinds``) and from a subprocess (``python tests/pipeline_fakes.py CACHE ...``).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 
 from omegaconf import OmegaConf
 
-from hala_exp.stages import StageResult
+from hala_exp.core.stage import StageResult
 
 
 @dataclass
@@ -55,22 +56,27 @@ FAKES = {
 
 
 def make_config(cache_dir, value=1, factor=2, sleep=0.0, stages=("source", "double"), batch=8):
-    return OmegaConf.create({
-        "pipeline": {
-            "stages": list(stages),
-            "steps": {
-                "source": {"kind": "model", "config": {"value": value, "runtime": {"batch": batch, "sleep": sleep}}},
-                "double": {"kind": "train", "inputs": {"data": "source"}, "config": "${double}"},
+    return OmegaConf.create(
+        {
+            "pipeline": {
+                "stages": list(stages),
+                "steps": {
+                    "source": {
+                        "kind": "model",
+                        "config": {"value": value, "runtime": {"batch": batch, "sleep": sleep}},
+                    },
+                    "double": {"kind": "train", "inputs": {"data": "source"}, "config": "${double}"},
+                },
             },
-        },
-        "double": {"factor": factor},
-        "paths": {"cache_dir": str(cache_dir)},
-        "logger": {"mode": "disabled"},
-    })
+            "double": {"factor": factor},
+            "paths": {"cache_dir": str(cache_dir)},
+            "logger": {"mode": "disabled"},
+        }
+    )
 
 
 def patch(monkeypatch=None):
-    import hala_exp.pipeline as pipeline
+    import hala_exp.core.pipeline as pipeline
 
     fake = lambda kind: FAKES[kind]  # noqa: E731
     if monkeypatch is not None:
@@ -80,7 +86,7 @@ def patch(monkeypatch=None):
 
 
 def run(cfg, summary_path):
-    from hala_exp.pipeline import Pipeline
+    from hala_exp.core.pipeline import Pipeline
 
     pipe = Pipeline.from_config(cfg, group="test")
     return pipe.run(Path(summary_path), {"name": "test"}, {})

@@ -1,4 +1,5 @@
 """bilingual stage: translated turns + parallel corpus -> filtered EN->XX / XX->EN training pairs."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hala_exp.config_check import ConfigError, build
-from hala_exp.stages import StageContext, bilingual
+from hala_exp.core.schema import ConfigError, build
+from hala_exp.core.stage import StageContext
+from hala_exp.stages import bilingual
 from hala_exp.stages.bilingual import FilterConfig, pair_rejection
 from hala_exp.translation.gates import script_ratio
 
@@ -17,31 +19,54 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FLORES = SHARED / "parallel" / "flores200_devtest"
 
 TRANSLATED = [
-    {"id": "seed-01", "source": "orca", "messages": [
-        {"role": "system", "content": "أنت مساعد مفيد."},
-        {"role": "user", "content": "ما عاصمة مصر؟"},
-        {"role": "assistant", "content": "عاصمة مصر هي القاهرة."}],
-     "messages_en": [
-        {"role": "system", "content": "You are a helpful assistant."},
-        {"role": "user", "content": "What is the capital of Egypt?"},
-        {"role": "assistant", "content": "The capital of Egypt is Cairo."}]},
-    {"id": "seed-02", "source": "orca", "messages": [{"role": "user", "content": "مرحبا"}],
-     "messages_en": [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi"}]},  # misaligned
-    {"id": "seed-03", "source": "orca", "messages": [{"role": "user", "content": "Why is the sky blue?"}],
-     "messages_en": [{"role": "user", "content": "Why is the sky blue?"}]},  # untranslated copy
+    {
+        "id": "seed-01",
+        "source": "orca",
+        "messages": [
+            {"role": "system", "content": "أنت مساعد مفيد."},
+            {"role": "user", "content": "ما عاصمة مصر؟"},
+            {"role": "assistant", "content": "عاصمة مصر هي القاهرة."},
+        ],
+        "messages_en": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of Egypt?"},
+            {"role": "assistant", "content": "The capital of Egypt is Cairo."},
+        ],
+    },
+    {
+        "id": "seed-02",
+        "source": "orca",
+        "messages": [{"role": "user", "content": "مرحبا"}],
+        "messages_en": [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi"}],
+    },  # misaligned
+    {
+        "id": "seed-03",
+        "source": "orca",
+        "messages": [{"role": "user", "content": "Why is the sky blue?"}],
+        "messages_en": [{"role": "user", "content": "Why is the sky blue?"}],
+    },  # untranslated copy
 ]
 
 
 def group_config(**overrides) -> dict:
     """The pipeline's bilingual step config: {parallel: data.parallel, prompt: translator.prompt, language}."""
-    root = OmegaConf.to_container(OmegaConf.merge({
-        "seed": 0,
-        "language": OmegaConf.load(CONF / "language" / "ar.yaml"),
-        "translator": {"prompt": OmegaConf.load(CONF / "translator" / "embedded.yaml").prompt},
-        "data": OmegaConf.load(CONF / "data" / "embedded.yaml"),
-    }), resolve=True)
-    return {"parallel": root["data"]["parallel"], "prompt": root["translator"]["prompt"],
-            "language": root["language"], **overrides}
+    root = OmegaConf.to_container(
+        OmegaConf.merge(
+            {
+                "seed": 0,
+                "language": OmegaConf.load(CONF / "language" / "ar.yaml"),
+                "translator": {"prompt": OmegaConf.load(CONF / "translator" / "embedded.yaml").prompt},
+                "data": OmegaConf.load(CONF / "data" / "embedded.yaml"),
+            }
+        ),
+        resolve=True,
+    )
+    return {
+        "parallel": root["data"]["parallel"],
+        "prompt": root["translator"]["prompt"],
+        "language": root["language"],
+        **overrides,
+    }
 
 
 def run_stage(tmp_path: Path, rows: list, **overrides):
@@ -67,7 +92,8 @@ def test_every_turn_both_directions_plus_parallel(tmp_path):
     assert en_ar["direction"] == "en-ar"
     assert en_ar["messages"] == [
         {"role": "user", "content": "Translate from English to Arabic: The capital of Egypt is Cairo."},
-        {"role": "assistant", "content": "عاصمة مصر هي القاهرة."}]
+        {"role": "assistant", "content": "عاصمة مصر هي القاهرة."},
+    ]
     ar_en = by_id["seed-01:0:ar-en"]
     assert ar_en["messages"][0]["content"] == "Translate from Arabic to English: أنت مساعد مفيد."
     assert ar_en["messages"][1]["content"] == "You are a helpful assistant."
@@ -86,8 +112,7 @@ def test_every_turn_both_directions_plus_parallel(tmp_path):
 
 
 def test_directions_roles_and_seeded_shuffle(tmp_path):
-    _, corpus, _ = run_stage(tmp_path / "a", TRANSLATED, directions=["xx-en"], roles=["assistant"],
-                             parallel=None)
+    _, corpus, _ = run_stage(tmp_path / "a", TRANSLATED, directions=["xx-en"], roles=["assistant"], parallel=None)
     assert [r["id"] for r in corpus] == ["seed-01:2:ar-en"]
     _, first, _ = run_stage(tmp_path / "b", TRANSLATED, seed=3)
     _, second, _ = run_stage(tmp_path / "c", TRANSLATED, seed=3)
@@ -95,16 +120,19 @@ def test_directions_roles_and_seeded_shuffle(tmp_path):
     assert first == second and sorted(map(json.dumps, first)) == sorted(map(json.dumps, unshuffled))
 
 
-@pytest.mark.parametrize("en, ar, reason", [
-    ("Hello there.", "   ", "empty"),
-    ("The same text here.", "The same text here.", "identical_sides"),
-    ("The weather is nice today.", "The weather is nice today!", "target_script"),
-    ("الطقس جميل اليوم", "الطقس جميل اليوم.", "english_script"),
-    ("The weather is very nice today in the city.", "جميل", "length_ratio"),
-    ("Short.", "هذه جملة عربية طويلة جدا بالنسبة إلى الأصل الإنجليزي القصير.", None),  # short: ratio skipped
-    ("The weather is nice today.", "الطقس جميل اليوم.", None),
-    ("x" * 9000, "س" * 9000, "too_long"),
-])
+@pytest.mark.parametrize(
+    "en, ar, reason",
+    [
+        ("Hello there.", "   ", "empty"),
+        ("The same text here.", "The same text here.", "identical_sides"),
+        ("The weather is nice today.", "The weather is nice today!", "target_script"),
+        ("الطقس جميل اليوم", "الطقس جميل اليوم.", "english_script"),
+        ("The weather is very nice today in the city.", "جميل", "length_ratio"),
+        ("Short.", "هذه جملة عربية طويلة جدا بالنسبة إلى الأصل الإنجليزي القصير.", None),  # short: ratio skipped
+        ("The weather is nice today.", "الطقس جميل اليوم.", None),
+        ("x" * 9000, "س" * 9000, "too_long"),
+    ],
+)
 def test_each_filter_rule(en, ar, reason):
     assert pair_rejection(en, ar, FilterConfig(), "Arabic", script_ratio) == reason
 
@@ -122,12 +150,15 @@ def test_unreadable_translations_stop_with_the_path(tmp_path):
         bilingual.run(StageContext("bilingual", "bilingual", cfg, {"translations": {"data": str(missing)}}, tmp_path))
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"directions": []}, "bilingual.directions"),
-    ({"directions": ["en-ar"]}, "allowed values"),
-    ({"filter": {"min_length_ratio": 4.0}}, "bilingual.filter.min_length_ratio"),
-    ({"prompt": {"template": "no placeholder"}}, "bilingual.prompt.template"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"directions": []}, "bilingual.directions"),
+        ({"directions": ["en-ar"]}, "allowed values"),
+        ({"filter": {"min_length_ratio": 4.0}}, "bilingual.filter.min_length_ratio"),
+        ({"prompt": {"template": "no placeholder"}}, "bilingual.prompt.template"),
+    ],
+)
 def test_config_errors_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         build(bilingual.Config, group_config(**override), "bilingual")
@@ -140,9 +171,17 @@ def test_parallel_file_is_part_of_the_fingerprint():
 
 @pytest.mark.skipif(not FLORES.is_dir(), reason=f"shared data not found at {FLORES}")
 def test_real_parallel_text_passes_the_filter(tmp_path):
-    parallel = {"seed": 0, "sources": [{
-        "name": "flores", "adapter": "parallel", "count": 200,
-        "text_files": {"en": str(FLORES / "eng_Latn.devtest"), "ar": str(FLORES / "arb_Arab.devtest")}}]}
+    parallel = {
+        "seed": 0,
+        "sources": [
+            {
+                "name": "flores",
+                "adapter": "parallel",
+                "count": 200,
+                "text_files": {"en": str(FLORES / "eng_Latn.devtest"), "ar": str(FLORES / "arb_Arab.devtest")},
+            }
+        ],
+    }
     result, corpus, rejected = run_stage(tmp_path, [], parallel=parallel)
     # Professional translations: the filter must keep nearly all of them (a filter that rejects good
     # human text would starve the translator).

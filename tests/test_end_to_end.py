@@ -1,5 +1,6 @@
 """The embedded default end to end, as a user runs it: every stage runs, metrics from every stage, a rerun
 is all cache hits. One run with the real SmolLM2-135M teacher (the README's main job)."""
+
 from __future__ import annotations
 
 import json
@@ -11,14 +12,27 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-STEPS = ["teacher", "quantize", "translate_seed", "bilingual", "translator_base", "train_translator",
-         "eval_translator", "translate_sft", "base", "train", "merge", "eval"]
+STEPS = [
+    "teacher",
+    "quantize",
+    "translate_seed",
+    "bilingual",
+    "translator_base",
+    "train_translator",
+    "eval_translator",
+    "translate_sft",
+    "base",
+    "train",
+    "merge",
+    "eval",
+]
 
 
 def run_app(*overrides: str) -> tuple[dict, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "hala_exp", *overrides], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=1200)
+    out = subprocess.run(
+        [sys.executable, "-m", "hala_exp", *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("Run summary: "), out.stdout[-2000:]

@@ -1,12 +1,13 @@
 """Benchmarks: lighteval on local copies of Arabic tasks, the six-benchmark average, converters, refusals."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from eval_helpers import eval_step_configs, run_eval
-from hala_exp.config_check import ConfigError, build
+
+from hala_exp.core.schema import ConfigError, build
 from hala_exp.evaluation import benchmarks, local_tasks
 
 
@@ -50,22 +51,35 @@ def test_average_is_per_benchmark_then_mean():
 
 def test_converters_read_shared_formats(shared_data):
     b = shared_data / "benchmarks"
-    exams = local_tasks.convert(local_tasks.LocalSource("exams", str(b / "exams_ar/exam_test.jsonl"),
-                                                        str(b / "exams_ar/exam_dev.jsonl")), "test", "validation")
+    exams = local_tasks.convert(
+        local_tasks.LocalSource("exams", str(b / "exams_ar/exam_test.jsonl"), str(b / "exams_ar/exam_dev.jsonl")),
+        "test",
+        "validation",
+    )
     assert len(exams.subsets["default"]["test"]) == 537 and len(exams.subsets["default"]["validation"]) == 25
     assert exams.subsets["default"]["test"][0]["subject"] == "Islamic Studies"
-    alg = local_tasks.convert(local_tasks.LocalSource("exams_alghafa", str(b / "exams_ar/exam_test.jsonl")), "test", "validation")
+    alg = local_tasks.convert(
+        local_tasks.LocalSource("exams_alghafa", str(b / "exams_ar/exam_test.jsonl")), "test", "validation"
+    )
     row = alg.subsets["mcq_exams_test_ar"]["test"][0]
     assert row["label"] == "ABCD".index(exams.subsets["default"]["test"][0]["answer"])
-    trust = local_tasks.convert(local_tasks.LocalSource("aratrust", str(b / "aratrust/aratrust_from_inceptlabs_results.jsonl")), "train", "dev")
+    trust = local_tasks.convert(
+        local_tasks.LocalSource("aratrust", str(b / "aratrust/aratrust_from_inceptlabs_results.jsonl")), "train", "dev"
+    )
     assert sum(len(s["train"]) for s in trust.subsets.values()) + sum(trust.rejects.values()) == 522
     assert "MentalHealth" in trust.subsets and trust.rejects  # the row without a category is counted
     assert {r["Answer"] for s in trust.subsets.values() for r in s["train"]} <= {"أ", "ب", "ج"}
-    mmlu = local_tasks.convert(local_tasks.LocalSource("arabicmmlu", str(b / "arabicmmlu/arabicmmlu_sample.csv")), "test", "dev")
+    mmlu = local_tasks.convert(
+        local_tasks.LocalSource("arabicmmlu", str(b / "arabicmmlu/arabicmmlu_sample.csv")), "test", "dev"
+    )
     assert len(mmlu.subsets["Driving Test"]["test"]) == 40 and len(mmlu.subsets["Management (University)"]["dev"]) == 3
-    ht = local_tasks.convert(local_tasks.LocalSource("mmlu_translated", str(b / "mmlu_arabic_acegpt/test_sample")), "test", "dev")
+    ht = local_tasks.convert(
+        local_tasks.LocalSource("mmlu_translated", str(b / "mmlu_arabic_acegpt/test_sample")), "test", "dev"
+    )
     assert len(ht.subsets) == 57 and all(len(r["choices"]) == 4 for r in ht.subsets["anatomy"]["test"])
-    acva = local_tasks.convert(local_tasks.LocalSource("acva", str(b / "acva/acva_test_sample.jsonl")), "test", "validation")
+    acva = local_tasks.convert(
+        local_tasks.LocalSource("acva", str(b / "acva/acva_test_sample.jsonl")), "test", "validation"
+    )
     assert {r["answer"] for s in acva.subsets.values() for r in s["test"]} == {"صح", "خطأ"}
 
 
@@ -79,17 +93,22 @@ def test_unknown_task_refused_before_loading_model(tmp_path):
 def test_local_data_without_the_subset_refused(tmp_path):
     raw = eval_step_configs("embedded")["eval"]
     raw["benchmarks"]["tasks"] = {"alghafa": ["alghafa:meta_ar_msa|0"]}
-    raw["benchmarks"]["local"] = {"alghafa": {"format": "exams_alghafa", "path": raw["benchmarks"]["local"]["arabic_exams"]["path"]}}
+    raw["benchmarks"]["local"] = {
+        "alghafa": {"format": "exams_alghafa", "path": raw["benchmarks"]["local"]["arabic_exams"]["path"]}
+    }
     with pytest.raises(ConfigError, match="no 'test' rows for subset 'meta_ar_msa'"):
         run_eval(raw, tmp_path / "no-such-model", tmp_path / "out")
 
 
-@pytest.mark.parametrize("patch, key", [
-    ({"tasks": {"x": ["arabic_exams"]}}, r"tasks.x\[0\]: 'arabic_exams' is not a lighteval task string"),
-    ({"tasks": {"x": []}}, "tasks.x: no task strings"),
-    ({"averaged": ["nope"]}, r"averaged\[0\]: 'nope' is not a benchmark"),
-    ({"local": {"arabic_exams": {"format": "pdf", "path": "x"}}}, "local.arabic_exams.format"),
-])
+@pytest.mark.parametrize(
+    "patch, key",
+    [
+        ({"tasks": {"x": ["arabic_exams"]}}, r"tasks.x\[0\]: 'arabic_exams' is not a lighteval task string"),
+        ({"tasks": {"x": []}}, "tasks.x: no task strings"),
+        ({"averaged": ["nope"]}, r"averaged\[0\]: 'nope' is not a benchmark"),
+        ({"local": {"arabic_exams": {"format": "pdf", "path": "x"}}}, "local.arabic_exams.format"),
+    ],
+)
 def test_bad_benchmark_config_refused(patch, key):
     raw = eval_step_configs("embedded")["eval"]["benchmarks"]
     raw.update(patch)

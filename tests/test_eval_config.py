@@ -1,14 +1,15 @@
 """The eval config options compose, validate, and pin task strings lighteval knows."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import pytest
-
 from eval_helpers import build_eval, eval_step_configs
-from hala_exp.config_check import ConfigError
-from hala_exp.evaluation.paths import PROJECT_ROOT, resolve
+
+from hala_exp.core.schema import ConfigError
+from hala_exp.data.paths import PROJECT_ROOT, resolve
 
 SIX = ("alghafa", "arabic_mmlu", "arabic_exams", "madinah_qa", "aratrust", "arabic_mmlu_ht")
 
@@ -24,8 +25,14 @@ def test_hala_config_pins_six_benchmarks_with_exact_task_strings():
     assert all(name in known for _, _, name, _ in cfg.benchmarks.task_list())
     assert all(s.endswith("|0") for s in strings)  # zero-shot, as OALL v2
     counts = {b: len(v) for b, v in cfg.benchmarks.tasks.items()}
-    assert counts == {"alghafa": 9, "arabic_mmlu": 40, "arabic_exams": 1, "madinah_qa": 2, "aratrust": 8,
-                      "arabic_mmlu_ht": 57}
+    assert counts == {
+        "alghafa": 9,
+        "arabic_mmlu": 40,
+        "arabic_exams": 1,
+        "madinah_qa": 2,
+        "aratrust": 8,
+        "arabic_mmlu_ht": 57,
+    }
     assert "arabic_mmlu:All|0" not in strings  # "All" repeats the other subsets
     assert not cfg.benchmarks.local  # hub data
     tr = build_eval(steps["eval_translator"]).translation
@@ -34,7 +41,7 @@ def test_hala_config_pins_six_benchmarks_with_exact_task_strings():
 
 
 def test_paper_benchmark_names_match_ours():
-    from hala_exp import paper
+    from hala_exp.reporting import paper
 
     assert tuple(paper.BENCHMARKS) == SIX
 
@@ -64,15 +71,43 @@ def test_input_files_are_fingerprinted(shared_data):
     assert all(Path(f).exists() for f in files) and any(f.endswith("exam_test.jsonl") for f in files)
 
 
-@pytest.mark.parametrize("raw, key", [
-    ({}, "translation: set translation and/or benchmarks"),
-    ({"translation": {"testsets": {"x": {"format": "jsonl", "path": "a.jsonl", "source_field": "en",
-                                         "reference_field": "ar"}}}}, "prompt: required"),
-    ({"translation": {"testsets": {"x": {"format": "text_pair", "source_file": "a"}}}}, r"translation.testsets.x.reference_file: required"),
-    ({"translation": {"testsets": {}}}, "translation.testsets: at least one"),
-    ({"translation": {"testsets": {"x": {"format": "hub", "hub_id": "h", "source_field": "a", "reference_field": "b",
-                                         "direction": "ar-en"}}}}, r"direction: 'ar-en' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({}, "translation: set translation and/or benchmarks"),
+        (
+            {
+                "translation": {
+                    "testsets": {
+                        "x": {"format": "jsonl", "path": "a.jsonl", "source_field": "en", "reference_field": "ar"}
+                    }
+                }
+            },
+            "prompt: required",
+        ),
+        (
+            {"translation": {"testsets": {"x": {"format": "text_pair", "source_file": "a"}}}},
+            r"translation.testsets.x.reference_file: required",
+        ),
+        ({"translation": {"testsets": {}}}, "translation.testsets: at least one"),
+        (
+            {
+                "translation": {
+                    "testsets": {
+                        "x": {
+                            "format": "hub",
+                            "hub_id": "h",
+                            "source_field": "a",
+                            "reference_field": "b",
+                            "direction": "ar-en",
+                        }
+                    }
+                }
+            },
+            r"direction: 'ar-en' is not allowed",
+        ),
+    ],
+)
 def test_bad_eval_config_refused(raw, key):
     with pytest.raises(ConfigError, match=key):
         build_eval(raw)

@@ -1,4 +1,5 @@
 """Translation evaluation: sacrebleu scores, files the CLI reproduces, test-set loading and refusals."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from eval_helpers import eval_step_configs, run_eval
-from hala_exp.evaluation.testsets import TestSetConfig as SetConfig, load_testset
-from hala_exp.evaluation.translation import save_and_score
+
+from hala_exp.evaluation.scoring import save_and_score
+from hala_exp.evaluation.testsets import TestSetConfig as SetConfig
+from hala_exp.evaluation.testsets import load_testset
 
 
 def _degrade(lines: list[str]) -> list[str]:
@@ -36,8 +38,15 @@ def _cli_scores(metrics_file: Path) -> list[float]:
 
 def test_scores_equal_sacrebleu_cli_on_saved_files(tmp_path, shared_data):
     flores = shared_data / "parallel/flores200_devtest"
-    ts = load_testset("flores", SetConfig(format="text_pair", source_file=str(flores / "eng_Latn.devtest"),
-                                              reference_file=str(flores / "arb_Arab.devtest"), limit=60))
+    ts = load_testset(
+        "flores",
+        SetConfig(
+            format="text_pair",
+            source_file=str(flores / "eng_Latn.devtest"),
+            reference_file=str(flores / "arb_Arab.devtest"),
+            limit=60,
+        ),
+    )
     hyps = _degrade(ts.references)
     scores = save_and_score(tmp_path / "flores", ts.sources, hyps, ts.references)
     assert 0 < scores.bleu < 100 and 0 < scores.chrf < 100
@@ -54,8 +63,9 @@ def test_embedded_heldout_scores_equal_cli(tmp_path):
     ts = load_testset("heldout", SetConfig(**raw))
     assert len(ts.sources) == 16 and ts.direction == "en-xx"
     scores = save_and_score(tmp_path / "h", ts.sources, _degrade(ts.references), ts.references)
-    assert _cli_scores(tmp_path / "h/metrics.json") == pytest.approx([round(scores.bleu, 4), round(scores.chrf, 4)],
-                                                                     abs=1e-4)
+    assert _cli_scores(tmp_path / "h/metrics.json") == pytest.approx(
+        [round(scores.bleu, 4), round(scores.chrf, 4)], abs=1e-4
+    )
 
 
 def test_sides_of_different_length_refused_naming_files(tmp_path):
@@ -72,15 +82,18 @@ def test_stage_refuses_misaligned_testset_before_loading_model(tmp_path):
     src.write_text("one\ntwo\n")
     ref.write_text("واحد\n")
     raw = eval_step_configs("embedded")["eval_translator"]
-    raw["translation"]["testsets"] = {"bad": {"format": "text_pair", "source_file": str(src),
-                                              "reference_file": str(ref)}}
+    raw["translation"]["testsets"] = {
+        "bad": {"format": "text_pair", "source_file": str(src), "reference_file": str(ref)}
+    }
     with pytest.raises(ValueError, match="line-aligned"):
         run_eval(raw, tmp_path / "no-such-model", tmp_path / "out")  # the model path is never opened
 
 
 def test_jsonl_rows_without_a_side_are_quarantined(tmp_path):
     path = tmp_path / "pairs.jsonl"
-    path.write_text('{"en": "Hello.", "ar": "مرحبا."}\n{"en": "", "ar": "x"}\n{"en": "Bye."}\nnot json\n', encoding="utf-8")
+    path.write_text(
+        '{"en": "Hello.", "ar": "مرحبا."}\n{"en": "", "ar": "x"}\n{"en": "Bye."}\nnot json\n', encoding="utf-8"
+    )
     ts = load_testset("p", SetConfig(format="jsonl", path=str(path), source_field="en", reference_field="ar"))
     assert ts.sources == ["Hello."] and sum(ts.rejects.values()) == 3
 
@@ -104,6 +117,7 @@ def test_eval_stage_translation_metrics_and_files(tmp_path, monkeypatch, tiny_lf
     assert set(result.metrics) == {"heldout/bleu", "heldout/chrf"}
     assert 0 < result.metrics["heldout/bleu"] < 100
     assert _cli_scores(tmp_path / "translation/heldout/metrics.json")[0] == pytest.approx(
-        round(result.metrics["heldout/bleu"], 4), abs=1e-4)
+        round(result.metrics["heldout/bleu"], 4), abs=1e-4
+    )
     saved = json.loads((tmp_path / result.outputs["results"]).read_text())
     assert saved["translation"]["heldout"]["segments"] == 16

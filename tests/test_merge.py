@@ -1,12 +1,14 @@
 """merge stage: slerp endpoints, per-layer gradients, refusals, tokenizer carried over, YAML written."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from hala_exp.config_check import ConfigError, build
-from hala_exp.stages import StageContext, merge
+from hala_exp.core.schema import ConfigError, build
+from hala_exp.core.stage import StageContext
+from hala_exp.stages import merge
 
 
 def _tensors(model_dir: Path) -> dict:
@@ -28,7 +30,7 @@ def _merge(base: Path, other: Path, out: Path, **config):
 @pytest.fixture(scope="module")
 def other_lfm2_dir(tmp_path_factory, tiny_lfm2_dir) -> Path:
     """Same architecture and tokenizer as the base, different weights: stands in for the SFT model."""
-    from hala_exp.models import build_tiny_model_dir, embedded_texts
+    from hala_exp.core.model_dirs import build_tiny_model_dir, embedded_texts
 
     return build_tiny_model_dir(tmp_path_factory.mktemp("other_lfm2"), embedded_texts(), "lfm2", seed=1)
 
@@ -53,8 +55,9 @@ def test_gradient_per_layer_as_documented(tmp_path, tiny_lfm2_dir, other_lfm2_di
     import torch
     from mergekit.merge_methods.slerp import slerp
 
-    config = dict(t=0.5, filters=[{"filter": "self_attn", "value": [0.0, 1.0]},
-                                  {"filter": "conv", "value": [1.0, 0.0]}])
+    config = dict(
+        t=0.5, filters=[{"filter": "self_attn", "value": [0.0, 1.0]}, {"filter": "conv", "value": [1.0, 0.0]}]
+    )
     result = _merge(tiny_lfm2_dir, other_lfm2_dir, tmp_path, **config)
     cfg = build(merge.Config, config, "merge")
     merged, base, other = (_tensors(p) for p in (tmp_path / "model", tiny_lfm2_dir, other_lfm2_dir))
@@ -80,8 +83,8 @@ def test_gradient_per_layer_as_documented(tmp_path, tiny_lfm2_dir, other_lfm2_di
 
 
 def test_tokenizer_chat_template_and_yaml_carried(tmp_path, tiny_lfm2_dir, other_lfm2_dir):
-    from mergekit.config import MergeConfiguration
     import yaml
+    from mergekit.config import MergeConfiguration
     from transformers import AutoTokenizer
 
     result = _merge(tiny_lfm2_dir, other_lfm2_dir, tmp_path, t=0.5)
@@ -98,17 +101,26 @@ def test_tokenizer_chat_template_and_yaml_carried(tmp_path, tiny_lfm2_dir, other
 
 def test_unmatched_filter_refused_before_compute(tmp_path, tiny_lfm2_dir, other_lfm2_dir):
     with pytest.raises(ConfigError, match=r"merge\.filters\[1\]\.filter: 'mlp' matches no tensor of lfm2"):
-        _merge(tiny_lfm2_dir, other_lfm2_dir, tmp_path, filters=[{"filter": "self_attn", "value": 0.2},
-                                                                 {"filter": "mlp", "value": 0.2}])
+        _merge(
+            tiny_lfm2_dir,
+            other_lfm2_dir,
+            tmp_path,
+            filters=[{"filter": "self_attn", "value": 0.2}, {"filter": "mlp", "value": 0.2}],
+        )
     assert not (tmp_path / "model").exists() and not (tmp_path / "model.partial").exists()
 
 
-@pytest.mark.parametrize("config, key", [
-    ({"t": 1.5}, "merge.t"), ({"t": -0.1}, "merge.t"), ({"t": [0.0, 2.0]}, r"merge.t\[1\]"),
-    ({"filters": [{"filter": "conv", "value": [0.5, -1]}]}, r"merge.filters\[0\].value\[1\]"),
-    ({"filters": [{"filter": " ", "value": 0.5}]}, r"merge.filters\[0\].filter"),
-    ({"method": "ties"}, "merge.method"),
-])
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        ({"t": 1.5}, "merge.t"),
+        ({"t": -0.1}, "merge.t"),
+        ({"t": [0.0, 2.0]}, r"merge.t\[1\]"),
+        ({"filters": [{"filter": "conv", "value": [0.5, -1]}]}, r"merge.filters\[0\].value\[1\]"),
+        ({"filters": [{"filter": " ", "value": 0.5}]}, r"merge.filters\[0\].filter"),
+        ({"method": "ties"}, "merge.method"),
+    ],
+)
 def test_bad_config_refused(config, key):
     with pytest.raises(ConfigError, match=key):
         build(merge.Config, config, "merge")
@@ -122,7 +134,7 @@ def test_different_architectures_refused_naming_both(tmp_path, tiny_lfm2_dir, ti
 
 
 def test_different_vocabularies_refused_naming_both(tmp_path, tiny_lfm2_dir):
-    from hala_exp.models import build_tiny_model_dir, embedded_texts
+    from hala_exp.core.model_dirs import build_tiny_model_dir, embedded_texts
 
     other = build_tiny_model_dir(tmp_path / "other_vocab", embedded_texts()[:40], "lfm2", vocab_size=600)
     with pytest.raises(ConfigError) as err:

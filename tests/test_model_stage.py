@@ -1,4 +1,5 @@
 """The model stage: tiny models from a config, local directories through the hub path, refusals."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hala_exp.config_check import ConfigError, build
-from hala_exp.stages import StageContext, model as model_stage
+from hala_exp.core.schema import ConfigError, build
+from hala_exp.core.stage import StageContext
+from hala_exp.stages import model as model_stage
 
 
 def run(tmp_path, **cfg):
@@ -53,11 +55,17 @@ def test_hub_source_refuses_pickle_only_directory(tmp_path):
         run(tmp_path / "out", source="hub", name="x", path=str(tmp_path / "pickled"))
 
 
-@pytest.mark.parametrize("cfg, message", [
-    ({"source": "hub", "name": "x"}, "model.path: required when source=hub"),
-    ({"source": "config", "name": "x", "architecture": "gpt9"}, "model.architecture: 'gpt9' is not allowed"),
-    ({"source": "ftp", "name": "x"}, "model.source: 'ftp' is not allowed; allowed values: \\['hub', 'gguf_package', 'config'\\]"),
-])
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"source": "hub", "name": "x"}, "model.path: required when source=hub"),
+        ({"source": "config", "name": "x", "architecture": "gpt9"}, "model.architecture: 'gpt9' is not allowed"),
+        (
+            {"source": "ftp", "name": "x"},
+            "model.source: 'ftp' is not allowed; allowed values: \\['hub', 'gguf_package', 'config'\\]",
+        ),
+    ],
+)
 def test_bad_model_specs_name_the_key(cfg, message):
     with pytest.raises(ConfigError, match=message):
         build(model_stage.Config, cfg, "model")

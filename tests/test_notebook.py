@@ -1,4 +1,5 @@
 """notebooks/analysis.ipynb executes top to bottom on a tiny sweep and draws its plots."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,9 @@ def test_analysis_notebook_executes_on_a_sweep(tmp_path):
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, "the notebook needs exactly one cell tagged 'parameters'"
     params[0].source = f"sweep_dir = {str(sweep_dir)!r}\nshow_paper = True"  # what papermill would inject
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-                            ).execute()
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs)

@@ -1,4 +1,5 @@
 """The pipeline's mechanics: fingerprints, cache hits, interrupted stages, concurrent runs, plan errors."""
+
 from __future__ import annotations
 
 import json
@@ -9,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pipeline_fakes as fakes
 import pytest
 
-import pipeline_fakes as fakes
-from hala_exp.config_check import ConfigError
-from hala_exp.pipeline import Pipeline
+from hala_exp.core.pipeline import Pipeline
+from hala_exp.core.schema import ConfigError
 
 HERE = Path(__file__).parent
 ENV = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -40,7 +41,7 @@ def test_fingerprint_changes_with_config_and_propagates_downstream(tmp_path):
 
 def test_runtime_settings_and_comments_do_not_change_fingerprints(tmp_path):
     assert fingerprints(fakes.make_config(tmp_path, batch=8)) == fingerprints(fakes.make_config(tmp_path, batch=64))
-    from hala_exp.cache import fingerprint
+    from hala_exp.core.store import fingerprint
 
     plain = fingerprint("train", {"sources": [{"path": "a"}]}, {}, {}, {})
     assert fingerprint("train", {"sources": [{"path": "a", "comment": "why this source"}]}, {}, {}, {}) == plain
@@ -48,11 +49,23 @@ def test_runtime_settings_and_comments_do_not_change_fingerprints(tmp_path):
 
 
 def test_fingerprints_stable_across_processes(tmp_path):
-    code = ("import json, pipeline_fakes as f; f.patch(); from hala_exp.pipeline import Pipeline; "
-            f"p = Pipeline.from_config(f.make_config({str(tmp_path)!r}), group='t'); "
-            "print(json.dumps({n: s.fingerprint for n, s in p.steps.items()}))")
-    outs = [json.loads(subprocess.run([sys.executable, "-c", code], env={**ENV, "PYTHONHASHSEED": str(seed)},
-                                      capture_output=True, text=True, check=True).stdout) for seed in (1, 2)]
+    code = (
+        "import json, pipeline_fakes as f; f.patch(); from hala_exp.core.pipeline import Pipeline; "
+        f"p = Pipeline.from_config(f.make_config({str(tmp_path)!r}), group='t'); "
+        "print(json.dumps({n: s.fingerprint for n, s in p.steps.items()}))"
+    )
+    outs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", code],
+                env={**ENV, "PYTHONHASHSEED": str(seed)},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for seed in (1, 2)
+    ]
     assert outs[0] == outs[1] == fingerprints(fakes.make_config(tmp_path))
 
 
@@ -78,8 +91,9 @@ def test_subset_reads_unselected_inputs_from_cache(tmp_path):
 
 def test_killed_stage_is_redone(tmp_path):
     summary = tmp_path / "s.json"
-    proc = subprocess.Popen([sys.executable, str(HERE / "pipeline_fakes.py"), str(tmp_path / "cache"), str(summary), "30"],
-                            env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "pipeline_fakes.py"), str(tmp_path / "cache"), str(summary), "30"], env=ENV
+    )
     deadline = time.time() + 60
     while not list((tmp_path / "cache").glob("model/*/partial.txt")) and time.time() < deadline:
         time.sleep(0.1)
@@ -96,8 +110,19 @@ def test_killed_stage_is_redone(tmp_path):
 def test_concurrent_runs_compute_a_stage_once(tmp_path):
     log = tmp_path / "calls.log"
     env = {**ENV, "FAKE_STAGE_LOG": str(log)}
-    procs = [subprocess.Popen([sys.executable, str(HERE / "pipeline_fakes.py"), str(tmp_path / "cache"),
-                               str(tmp_path / f"s{i}.json"), "2"], env=env) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "pipeline_fakes.py"),
+                str(tmp_path / "cache"),
+                str(tmp_path / f"s{i}.json"),
+                "2",
+            ],
+            env=env,
+        )
+        for i in range(2)
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     assert log.read_text().count("source ") == 1
     statuses = sorted(json.loads((tmp_path / f"s{i}.json").read_text())["stages"]["source"]["status"] for i in range(2))
@@ -106,7 +131,9 @@ def test_concurrent_runs_compute_a_stage_once(tmp_path):
 
 def test_plan_errors_name_the_key(tmp_path):
     cfg = fakes.make_config(tmp_path, stages=["source", "nope"])
-    with pytest.raises(ConfigError, match=r"pipeline.stages: unknown stage\(s\) \['nope'\]; allowed: \['source', 'double'\]"):
+    with pytest.raises(
+        ConfigError, match=r"pipeline.stages: unknown stage\(s\) \['nope'\]; allowed: \['source', 'double'\]"
+    ):
         Pipeline.from_config(cfg, group="t")
     cfg = fakes.make_config(tmp_path, stages=["double", "source"])
     with pytest.raises(ConfigError, match="listed after it"):
@@ -122,13 +149,16 @@ def test_plan_errors_name_the_key(tmp_path):
 
 
 def test_pending_stage_stops_the_run_without_failing(tmp_path, monkeypatch):
-    from hala_exp.stages import StagePending
+    from hala_exp.core.stage import StagePending
 
     def share_done(ctx):
         raise StagePending("2 shards of other jobs are not done yet")
 
-    monkeypatch.setitem(fakes.FAKES, "model", type(fakes.FAKES["model"])(
-        Config=fakes.SourceConfig, VERSIONS=(), run=share_done, CONCURRENT=True))
+    monkeypatch.setitem(
+        fakes.FAKES,
+        "model",
+        type(fakes.FAKES["model"])(Config=fakes.SourceConfig, VERSIONS=(), run=share_done, CONCURRENT=True),
+    )
     summary = fakes.run(fakes.make_config(tmp_path), tmp_path / "s.json")
     assert summary["stages"]["source"]["status"] == "pending" and "double" not in summary["stages"]
     assert "2 shards" in summary["pending"]

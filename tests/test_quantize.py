@@ -1,4 +1,5 @@
 """quantize stage: llmcompressor FP8_DYNAMIC on tiny models, per-architecture ignore lists, pass-through, validation."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hala_exp.config_check import ConfigError, build
-from hala_exp.stages import StageContext
+from hala_exp.core.schema import ConfigError, build
+from hala_exp.core.stage import StageContext
 from hala_exp.stages import quantize
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -18,7 +19,7 @@ pytest.importorskip("llmcompressor", reason="llmcompressor is not installed (pip
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
-    from hala_exp import models
+    from hala_exp.core import model_dirs as models
 
     root = tmp_path_factory.mktemp("quantize-models")
     texts = models.embedded_texts()
@@ -27,13 +28,16 @@ def tiny_models(tmp_path_factory):
 
 def default_config(**overrides) -> dict:
     """conf/quantize/fp8_dynamic.yaml resolved against the language and translator groups it refers to."""
-    root = OmegaConf.merge({
-        "seed": 0,
-        "language": OmegaConf.load(CONF / "language" / "ar.yaml"),
-        "translator": {"teacher_prompt": OmegaConf.load(CONF / "translator" / "embedded.yaml").teacher_prompt},
-        "translate": {"max_new_tokens": 8, "runtime": {"progress": False}},  # short: random weights babble
-        "quantize": OmegaConf.load(CONF / "quantize" / "fp8_dynamic.yaml"),
-    }, {"quantize": overrides})
+    root = OmegaConf.merge(
+        {
+            "seed": 0,
+            "language": OmegaConf.load(CONF / "language" / "ar.yaml"),
+            "translator": {"teacher_prompt": OmegaConf.load(CONF / "translator" / "embedded.yaml").teacher_prompt},
+            "translate": {"max_new_tokens": 8, "runtime": {"progress": False}},  # short: random weights babble
+            "quantize": OmegaConf.load(CONF / "quantize" / "fp8_dynamic.yaml"),
+        },
+        {"quantize": overrides},
+    )
     return OmegaConf.to_container(root, resolve=True)["quantize"]
 
 
@@ -113,12 +117,15 @@ def test_heldout_file_is_part_of_the_fingerprint():
     assert len(files) == 1 and files[0].endswith("parallel_heldout.jsonl") and Path(files[0]).is_file()
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"scheme": "FP8"}, "quantize.scheme: 'FP8' is not allowed"),
-    ({"method": "int4"}, "quantize.method: 'int4' is not allowed"),
-    ({"validation": {"heldout": None}}, "quantize.validation.heldout: required"),
-    ({"targets": []}, "quantize.targets"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"scheme": "FP8"}, "quantize.scheme: 'FP8' is not allowed"),
+        ({"method": "int4"}, "quantize.method: 'int4' is not allowed"),
+        ({"validation": {"heldout": None}}, "quantize.validation.heldout: required"),
+        ({"targets": []}, "quantize.targets"),
+    ],
+)
 def test_config_errors_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         build(quantize.Config, default_config(**override), "quantize")
@@ -131,8 +138,9 @@ def test_ignore_list_per_model_type():
 
 
 def test_heldout_without_the_target_language_fails_before_quantising(tiny_models, tmp_path):
-    config = default_config(validation={"language": {"code": "sw", "name": "Swahili", "flores": "swh_Latn",
-                                                     "script": "Latin"}})
+    config = default_config(
+        validation={"language": {"code": "sw", "name": "Swahili", "flores": "swh_Latn", "script": "Latin"}}
+    )
     with pytest.raises(ValueError, match="no usable en-sw sentences.*missing:sw"):
         run_stage(tiny_models["llama"], tmp_path, config)
     assert not (tmp_path / "model").exists()

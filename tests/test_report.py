@@ -1,4 +1,5 @@
 """The comparison report: loading summaries, the table, plots, HTML/Markdown, the paper's figures, W&B Report."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hala_exp import paper
-from hala_exp.report import main, write_report
+from hala_exp.reporting import paper
 from hala_exp.reporting.example import write_example_sweep
 from hala_exp.reporting.render import paper_table
+from hala_exp.reporting.report import main, write_report
 from hala_exp.reporting.runs import (
     benchmark_keys,
     comparison_table,
@@ -41,8 +42,9 @@ def test_report_renders_html_markdown_and_plots(sweep, tmp_path):
     header = next(line for line in md.splitlines() if line.startswith("| run |"))
     assert header.split(" | ")[1:3] == ["model", "t"]
     rows = [line for line in md.split("## Runs")[1].split("##")[0].splitlines() if line.startswith("| example-")]
-    assert [r.split(" | ")[0][2:] for r in rows] == [f"example-{m}-t{t:g}" for m in ("lfm2_tiny", "lfm2_1.2b")
-                                                     for t in T_VALUES]
+    assert [r.split(" | ")[0][2:] for r in rows] == [
+        f"example-{m}-t{t:g}" for m in ("lfm2_tiny", "lfm2_1.2b") for t in T_VALUES
+    ]
     assert page.count("<tr>") > len(rows)
 
 

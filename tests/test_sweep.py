@@ -7,6 +7,7 @@ off (the random teacher's output would be rejected and leave nothing to train on
 What they check, the caching of steps across sweep points, does not depend on the teacher. One cold
 3-point sweep is shared by the tests (session fixture); the launcher test adds points to its cache.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,11 @@ def test_sweep_configs_compose_as_multiruns(name):
 def test_sweep_values_name_existing_options():
     """Every swept group option exists (a typo would only fail at job N of a long sweep)."""
     assert compose(["+sweep=slerp_t"]).hydra.sweeper.params["merge.t"] == "0,0.25,0.5,0.75,1"
-    for name, group, folder in (("quantization", "quantize", "quantize"), ("data_mix", "data", "data"),
-                                ("model_size", "+experiment", "experiment")):
+    for name, group, folder in (
+        ("quantization", "quantize", "quantize"),
+        ("data_mix", "data", "data"),
+        ("model_size", "+experiment", "experiment"),
+    ):
         values = compose([f"+sweep={name}"]).hydra.sweeper.params[group].split(",")
         missing = [v for v in values if not (CONF / folder / f"{v}.yaml").is_file()]
         assert not missing, f"+sweep={name}: no conf/{folder}/ option for {missing}"
@@ -71,13 +75,22 @@ def test_launchers_compose(name):
 
 
 # ------------------------------------------------------------------------------------------ end to end
-FAST = ["model@translator.teacher=lfm2_tiny", "quantize=none", "translate.gates.enabled=false",
-        "translate.max_new_tokens=24"]
+FAST = [
+    "model@translator.teacher=lfm2_tiny",
+    "quantize=none",
+    "translate.gates.enabled=false",
+    "translate.max_new_tokens=24",
+]
 
 
 def hala(args: list[str], output_dir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "disabled",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     cmd = [sys.executable, "-m", "hala_exp", f"paths.output_dir={output_dir}", "logger=none", *FAST, *args]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
@@ -116,7 +129,7 @@ def test_t_sweep_trains_once_and_merges_and_evaluates_per_point(t_sweep):
     assert len({j["stages"]["merge"]["fingerprint"] for j in jobs}) == 3
     assert len({j["stages"]["train"]["fingerprint"] for j in jobs}) == 1
 
-    from hala_exp.report import write_report
+    from hala_exp.reporting.report import write_report
 
     written = write_report([t_sweep])
     assert "metric_vs_t" in written
@@ -128,8 +141,10 @@ def test_submitit_local_launcher_sweep_after_a_sweep_pays_only_merge_and_eval(t_
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     out = t_sweep.parents[1]
     sweep_dir = out / "multirun" / "submitit"
-    hala(["-m", "+sweep=slerp_t", "merge.t=0.25,0.75", "hydra/launcher=submitit_local",
-          f"hydra.sweep.dir={sweep_dir}"], out)
+    hala(
+        ["-m", "+sweep=slerp_t", "merge.t=0.25,0.75", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep_dir}"],
+        out,
+    )
     jobs = summaries(sweep_dir)
     assert sorted(j["config"]["merge"]["t"] for j in jobs) == [0.25, 0.75]
     for job in jobs:  # the two jobs ran concurrently, each reusing the cache of the first sweep

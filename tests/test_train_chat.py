@@ -1,10 +1,17 @@
 """Golden-label tests: which tokens carry labels under each masking strategy (tiny ChatML tokenizer)."""
+
 from __future__ import annotations
 
 import pytest
 
-from hala_exp.training.chat import (IGNORE_INDEX, NAMED_TEMPLATES, ChatTemplateError, malformed_reason,
-                                    resolve_template, tokenize_chat)
+from hala_exp.training.chat import (
+    IGNORE_INDEX,
+    NAMED_TEMPLATES,
+    ChatTemplateError,
+    malformed_reason,
+    resolve_template,
+    tokenize_chat,
+)
 
 CHAT = [
     {"role": "system", "content": "You translate."},
@@ -17,7 +24,7 @@ CHAT = [
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from hala_exp.models import build_tokenizer, embedded_texts
+    from hala_exp.core.model_dirs import build_tokenizer, embedded_texts
 
     return build_tokenizer(embedded_texts())
 
@@ -41,8 +48,11 @@ def test_assistant_turns_trains_each_answer_and_its_end_of_turn(tokenizer):
     chat = tokenize_chat(tokenizer, template, CHAT, "assistant_turns")
     assert trained_text(tokenizer, chat) == ["صباح الخير<|im_end|>", "شكرا لك<|im_end|>"]
     # exact count: the answer tokens plus one end-of-turn token each, nothing of the headers
-    expected = sum(len(tokenizer(m["content"], add_special_tokens=False)["input_ids"]) + 1
-                   for m in CHAT if m["role"] == "assistant")
+    expected = sum(
+        len(tokenizer(m["content"], add_special_tokens=False)["input_ids"]) + 1
+        for m in CHAT
+        if m["role"] == "assistant"
+    )
     assert chat.trainable == expected
     # the text is exactly what the chat template renders
     assert tokenizer.decode(chat.input_ids) == tokenizer.apply_chat_template(CHAT, tokenize=False)
@@ -60,8 +70,10 @@ def test_all_tokens_trains_everything(tokenizer):
 
 
 def test_template_without_end_of_turn_gets_a_trained_eos(tokenizer):
-    bare = ("{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}"
-            "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}")
+    bare = (
+        "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}"
+    )
     chat = tokenize_chat(tokenizer, bare, CHAT[:3], "assistant_turns")
     assert chat.input_ids[-1] == tokenizer.eos_token_id and chat.labels[-1] == tokenizer.eos_token_id
     assert trained_text(tokenizer, chat)[0].strip().startswith("صباح الخير")
@@ -80,18 +92,23 @@ def test_named_template_and_missing_template(tokenizer):
 
 
 def test_template_that_cannot_render_names_the_example(tokenizer):
-    strict = "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}" \
-             "{% endif %}{{ m['content'] }}{% endfor %}"
+    strict = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}"
+        "{% endif %}{{ m['content'] }}{% endfor %}"
+    )
     with pytest.raises(ChatTemplateError, match="example ex42.*no system role"):
         tokenize_chat(tokenizer, strict, CHAT, "assistant_turns", example_id="ex42")
 
 
-@pytest.mark.parametrize("row, reason", [
-    ({"id": "a"}, "missing_messages"),
-    ({"messages": [{"role": "robot", "content": "x"}]}, "unknown_role"),
-    ({"messages": [{"role": "user", "content": 3}]}, "content_not_string"),
-    ({"messages": [{"role": "user", "content": "hi"}]}, "no_assistant_turn"),
-    ({"messages": CHAT}, None),
-])
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ({"id": "a"}, "missing_messages"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "unknown_role"),
+        ({"messages": [{"role": "user", "content": 3}]}, "content_not_string"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "no_assistant_turn"),
+        ({"messages": CHAT}, None),
+    ],
+)
 def test_malformed_rows_have_reasons(row, reason):
     assert malformed_reason(row) == reason

@@ -1,11 +1,12 @@
 """Every train recipe composes with every trainer and validates; the selected trainer reaches both train steps."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from hala_exp.config_check import build
+from hala_exp.core.schema import build
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TRAIN = sorted(p.stem for p in (CONF / "train").glob("*.yaml"))

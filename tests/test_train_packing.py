@@ -1,4 +1,5 @@
 """Packing: exact for attention-only models (loss of each example packed == alone), refused where it leaks."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,9 +9,10 @@ from hala_exp.training.packing import pack_rows
 
 @pytest.fixture(scope="module")
 def tokenized():
-    from hala_exp.models import build_tokenizer, embedded_texts
-    from hala_exp.training.chat import resolve_template, tokenize_chat
     from train_helpers import chat_rows
+
+    from hala_exp.core.model_dirs import build_tokenizer, embedded_texts
+    from hala_exp.training.chat import resolve_template, tokenize_chat
 
     tok = build_tokenizer(embedded_texts())
     template = resolve_template(tok, None)
@@ -29,13 +31,17 @@ def per_example_losses(model, tok, chats, packed: bool) -> list[float]:
     with torch.no_grad():
         for row in rows:
             b = collate([row], ids, labels, tok.pad_token_id, packing=packed)
-            logits = model(input_ids=b["input_ids"], attention_mask=b.get("attention_mask"),
-                           position_ids=b["position_ids"], use_cache=False).logits[0, :-1]
+            logits = model(
+                input_ids=b["input_ids"],
+                attention_mask=b.get("attention_mask"),
+                position_ids=b["position_ids"],
+                use_cache=False,
+            ).logits[0, :-1]
             targets = b["labels"][0, 1:]
             offset = 0
             for i in row:
                 n = len(ids[i])
-                seg_t, seg_l = targets[offset:offset + n - 1], logits[offset:offset + n - 1]
+                seg_t, seg_l = targets[offset : offset + n - 1], logits[offset : offset + n - 1]
                 keep = seg_t != -100
                 losses.append(float(torch.nn.functional.cross_entropy(seg_l[keep], seg_t[keep])))
                 offset += n
@@ -44,7 +50,7 @@ def per_example_losses(model, tok, chats, packed: bool) -> list[float]:
 
 @pytest.mark.parametrize("architecture", ["llama", "lfm2"])
 def test_packed_loss_equals_alone_only_where_packing_is_allowed(tokenized, architecture):
-    from hala_exp.models import build_model
+    from hala_exp.core.model_dirs import build_model
     from hala_exp.training.packing import packing_refusal
 
     tok, chats = tokenized
@@ -83,8 +89,7 @@ def test_pack_rows_fits_and_keeps_every_example():
 def test_packed_batch_has_position_ids_per_example_and_no_mask():
     from hala_exp.training.batches import collate
 
-    b = collate([[0, 1]], [[5, 6, 7], [8, 9]], [[-100, 6, 7], [8, 9]], pad_id=0, packing=True,
-                pad_to_multiple_of=8)
+    b = collate([[0, 1]], [[5, 6, 7], [8, 9]], [[-100, 6, 7], [8, 9]], pad_id=0, packing=True, pad_to_multiple_of=8)
     assert b["position_ids"][0].tolist()[:5] == [0, 1, 2, 0, 1]
     assert "attention_mask" not in b
     assert b["labels"][0].tolist()[:5] == [-100, 6, 7, -100, 9]  # an example's first token is never a target

@@ -1,26 +1,32 @@
 """The train stage end to end on a tiny LFM2: data rejects, export, resume after a crash, DDP on CPU (gloo)."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
-from hala_exp.config_check import ConfigError
 from train_helpers import chat_rows, make_config, run_stage, write_rows
+
+from hala_exp.core.schema import ConfigError
 
 FAST = {"max_steps": 4, "micro_batch_size": 4, "runtime.log_every_n_steps": 2, "runtime.checkpoint_every_n_steps": 2}
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    from hala_exp.models import build_tiny_model_dir, embedded_texts
+    from hala_exp.core.model_dirs import build_tiny_model_dir, embedded_texts
 
     root = tmp_path_factory.mktemp("train")
     model_dir = build_tiny_model_dir(root / "base", embedded_texts(), "lfm2")
-    long_chat = {"id": "long", "messages": [{"role": "user", "content": "word " * 400},
-                                            {"role": "assistant", "content": "ok"}]}
-    data = write_rows(root / "data.jsonl", chat_rows(16) + [long_chat],
-                      ['{"id": "nomsg"}', "{not json", json.dumps({"messages": [{"role": "user", "content": "x"}]})])
+    long_chat = {
+        "id": "long",
+        "messages": [{"role": "user", "content": "word " * 400}, {"role": "assistant", "content": "ok"}],
+    }
+    data = write_rows(
+        root / "data.jsonl",
+        chat_rows(16) + [long_chat],
+        ['{"id": "nomsg"}', "{not json", json.dumps({"messages": [{"role": "user", "content": "x"}]})],
+    )
     return root, model_dir, data
 
 
@@ -56,20 +62,37 @@ def test_stage_trains_exports_and_counts_rejects(tiny):
 
 
 def test_truncation_is_counted(tiny):
+    from hala_exp.core.model_dirs import load_tokenizer
     from hala_exp.training.chat import resolve_template
     from hala_exp.training.examples import prepare_examples
-    from hala_exp.models import load_tokenizer
 
     root, model_dir, data = tiny
     tok = load_tokenizer(str(model_dir))
-    ex = prepare_examples(str(data), tok, resolve_template(tok, None), masking="assistant_turns", max_length=64,
-                          too_long="truncate", end_of_turn=None, cache_dir=root / "tok_cache", quarantine_path=None)
+    ex = prepare_examples(
+        str(data),
+        tok,
+        resolve_template(tok, None),
+        masking="assistant_turns",
+        max_length=64,
+        too_long="truncate",
+        end_of_turn=None,
+        cache_dir=root / "tok_cache",
+        quarantine_path=None,
+    )
     assert max(ex.lengths()) <= 64
     # the long chat's answer is cut away entirely: truncated, then dropped for having no trainable token
     assert ex.counts["truncated"] >= 1 and ex.counts["dropped/no_trainable_tokens"] >= 1
-    again = prepare_examples(str(data), tok, resolve_template(tok, None), masking="assistant_turns",
-                             max_length=64, too_long="truncate", end_of_turn=None, cache_dir=root / "tok_cache",
-                             quarantine_path=None)
+    again = prepare_examples(
+        str(data),
+        tok,
+        resolve_template(tok, None),
+        masking="assistant_turns",
+        max_length=64,
+        too_long="truncate",
+        end_of_turn=None,
+        cache_dir=root / "tok_cache",
+        quarantine_path=None,
+    )
     assert again.input_ids == ex.input_ids and again.counts == ex.counts
     assert len(list((root / "tok_cache").glob("*.npz"))) == 1  # the second call hit the cache
 
@@ -120,8 +143,14 @@ def test_resume_after_crash_gives_the_same_weights(tiny, monkeypatch):
 
 def test_ddp_on_cpu_with_two_processes(tiny):
     root, model_dir, data = tiny
-    result, logged = run_stage(root / "ddp", model_dir, data, max_steps=2, micro_batch_size=4,
-                               **{"trainer.devices": 2, "trainer.strategy": "ddp", "runtime.log_every_n_steps": 1})
+    result, logged = run_stage(
+        root / "ddp",
+        model_dir,
+        data,
+        max_steps=2,
+        micro_batch_size=4,
+        **{"trainer.devices": 2, "trainer.strategy": "ddp", "runtime.log_every_n_steps": 1},
+    )
     assert result.metrics["world_size"] == 2 and result.metrics["steps"] == 2
     assert (root / "ddp" / "model" / "model.safetensors").is_file()
     assert [step for step, _ in logged] == [1, 2]  # forwarded from the worker

@@ -1,4 +1,5 @@
 """Each quality gate rejects its case and lets a good translation through (both directions)."""
+
 import pytest
 
 from hala_exp.translation.config import GateConfig
@@ -15,17 +16,20 @@ def test_good_translation_passes_both_directions():
     assert check(GOOD_AR, SRC, "Latin", CFG) is None
 
 
-@pytest.mark.parametrize("output,reason", [
-    ("", "empty"),
-    ("   \n ", "empty"),
-    (SRC, "copy"),
-    ("I'm sorry, but I can't translate this text.", "refusal"),
-    ("عذرًا، لا أستطيع ترجمة هذا النص لأنه غير مناسب.", "refusal"),
-    ("The weather is nice today but this is still English text here.", "script"),
-    ("الطقس", "length_ratio"),
-    (GOOD_AR + " " + "الطقس جميل " * 30, "length_ratio"),
-    ("الطقس جميل " + "جدا " * 12, "repetition"),
-])
+@pytest.mark.parametrize(
+    "output,reason",
+    [
+        ("", "empty"),
+        ("   \n ", "empty"),
+        (SRC, "copy"),
+        ("I'm sorry, but I can't translate this text.", "refusal"),
+        ("عذرًا، لا أستطيع ترجمة هذا النص لأنه غير مناسب.", "refusal"),
+        ("The weather is nice today but this is still English text here.", "script"),
+        ("الطقس", "length_ratio"),
+        (GOOD_AR + " " + "الطقس جميل " * 30, "length_ratio"),
+        ("الطقس جميل " + "جدا " * 12, "repetition"),
+    ],
+)
 def test_each_gate_rejects_its_case(output, reason):
     assert check(SRC, output, "Arabic", CFG, AR_REFUSALS) == reason
 

@@ -1,4 +1,5 @@
 """Protected spans round-trip byte-exact, and a translation that loses a span cannot be restored."""
+
 import pytest
 
 from hala_exp.translation import spans

@@ -1,5 +1,6 @@
 """The translate stage: end to end on a tiny model, exactly-once output across crashes and kill -9,
 sharded jobs, AR->EN, rejects with reasons, and the config groups it reads."""
+
 from __future__ import annotations
 
 import os
@@ -12,10 +13,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_translation_support import (
+    FakeBackend,
+    arabize,
+    context,
+    install_fake,
+    make_rows,
+    read_jsonl,
+    stage_config,
+    tiny_model,
+)
 
 from hala_exp.stages import translate as stage
-from test_translation_support import (FakeBackend, arabize, context, install_fake, make_rows, read_jsonl,
-                                      stage_config, tiny_model)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,8 +46,18 @@ def _ids_once(out_dir: Path, expected: set[str]) -> None:
 
 
 def test_end_to_end_tiny_model(model_dir, tmp_path):
-    cfg = stage_config(source={"sources": [{"name": "orca", "adapter": "open_orca", "count": 5,
-                                            "path": "package://hala_exp/assets/embedded/instructions_en.jsonl"}]})
+    cfg = stage_config(
+        source={
+            "sources": [
+                {
+                    "name": "orca",
+                    "adapter": "open_orca",
+                    "count": 5,
+                    "path": "package://hala_exp/assets/embedded/instructions_en.jsonl",
+                }
+            ]
+        }
+    )
     ctx = context(cfg, model_dir, tmp_path / "out")
     result = stage.run(ctx)
     out = ctx.out_dir
@@ -68,11 +87,16 @@ def test_turns_roles_spans_and_dedup(model_dir, tmp_path, monkeypatch):
         assert row["messages_en"] == src["messages"]
         assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
         i = src["id"][1:]
-        assert f"`code_{i}`" in row["messages"][1]["content"] and f"https://example.com/{i}" in row["messages"][1]["content"]
+        assert (
+            f"`code_{i}`" in row["messages"][1]["content"]
+            and f"https://example.com/{i}" in row["messages"][1]["content"]
+        )
         assert row["messages"][2]["content"].endswith(f"```python\nx = {i}\n```")
         assert row["messages"][0]["content"] == arabize("You are a helpful assistant.")
     assert len(FakeBackend.generated) == len(set(FakeBackend.generated)), "identical segments translated once"
-    assert result.metrics["ledger/cached_segments"] >= 0 and result.metrics["ledger/segments"] == len(FakeBackend.generated)
+    assert result.metrics["ledger/cached_segments"] >= 0 and result.metrics["ledger/segments"] == len(
+        FakeBackend.generated
+    )
 
 
 def test_crash_inside_loop_then_rerun_yields_each_row_once(model_dir, tmp_path, monkeypatch):
@@ -95,7 +119,7 @@ def test_crash_inside_loop_then_rerun_yields_each_row_once(model_dir, tmp_path, 
 def test_kill_9_mid_run_then_rerun_yields_each_row_once(model_dir, tmp_path, monkeypatch):
     out_dir = tmp_path / "out"
     script = textwrap.dedent(f"""
-        import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
+        import sys; sys.path.insert(0, {str(ROOT / "tests")!r})
         import pytest
         from test_translation_support import install_fake, context, make_rows, stage_config
         from hala_exp.stages import translate as stage
@@ -135,13 +159,21 @@ def test_arabic_to_english(model_dir, tmp_path, monkeypatch):
     from test_translation_support import ARABIC, LATIN
 
     def to_latin(text):
-        return "".join(LATIN[ARABIC.index(c)] if c in ARABIC else "x" if c.isalpha() and not c.isascii() else c
-                       for c in text)
+        return "".join(
+            LATIN[ARABIC.index(c)] if c in ARABIC else "x" if c.isalpha() and not c.isascii() else c for c in text
+        )
 
     install_fake(monkeypatch, transform=to_latin)
-    rows = [{"id": "a1", "source": "ar", "messages": [
-        {"role": "user", "content": "ما هي عاصمة مصر؟ اكتب الجواب في `answer`."},
-        {"role": "assistant", "content": "عاصمة مصر هي القاهرة، وهي مدينة كبيرة جدا."}]}]
+    rows = [
+        {
+            "id": "a1",
+            "source": "ar",
+            "messages": [
+                {"role": "user", "content": "ما هي عاصمة مصر؟ اكتب الجواب في `answer`."},
+                {"role": "assistant", "content": "عاصمة مصر هي القاهرة، وهي مدينة كبيرة جدا."},
+            ],
+        }
+    ]
     ctx = context(stage_config(direction="xx-en"), model_dir, tmp_path / "out")
     result = stage.translate_rows(ctx, rows, [])
     out = read_jsonl(ctx.out_dir / "data.jsonl")
@@ -153,9 +185,15 @@ def test_arabic_to_english(model_dir, tmp_path, monkeypatch):
 def test_rejects_carry_reasons(model_dir, tmp_path, monkeypatch):
     rows = make_rows(2)
     bad_rows, quarantined = stage.validate_rows(
-        rows + [{"id": "r0", "messages": rows[0]["messages"]}, {"id": "x", "messages": []},
-                {"id": "y", "messages": [{"role": "narrator", "content": "hi"}]},
-                {"id": "z", "messages": [{"role": "user", "content": "a" * 250}]}], max_chars=200)
+        rows
+        + [
+            {"id": "r0", "messages": rows[0]["messages"]},
+            {"id": "x", "messages": []},
+            {"id": "y", "messages": [{"role": "narrator", "content": "hi"}]},
+            {"id": "z", "messages": [{"role": "user", "content": "a" * 250}]},
+        ],
+        max_chars=200,
+    )
     assert [q["reason"] for q in quarantined] == ["duplicate_id", "missing_messages", "bad_message", "too_long"]
     # a translator that loses markers -> spans_not_restored; one that copies -> gate_copy
     install_fake(monkeypatch, transform=lambda t: arabize(t.replace("[[", "(").replace("]]", ")")))
@@ -172,7 +210,9 @@ def test_rejects_carry_reasons(model_dir, tmp_path, monkeypatch):
 
 def test_code_heavy_rows_can_be_dropped(model_dir, tmp_path, monkeypatch):
     install_fake(monkeypatch)
-    rows = [{"id": "c", "source": "s", "messages": [{"role": "user", "content": "Fix:\n```\n" + "x = 1\n" * 20 + "```"}]}]
+    rows = [
+        {"id": "c", "source": "s", "messages": [{"role": "user", "content": "Fix:\n```\n" + "x = 1\n" * 20 + "```"}]}
+    ]
     cfg = stage_config(backend={"protect": {"max_protected_ratio": 0.5}})
     result = stage.translate_rows(context(cfg, model_dir, tmp_path / "out"), rows, [])
     assert result.details["rejects_by_reason"] == {"code_heavy": 1}
@@ -180,10 +220,10 @@ def test_code_heavy_rows_can_be_dropped(model_dir, tmp_path, monkeypatch):
 
 def test_config_groups_build():
     from hydra import compose, initialize_config_dir
-
-    from hala_exp.config_check import ConfigError, build
-    from hala_exp.translation.config import BackendConfig, LanguageConfig
     from omegaconf import OmegaConf
+
+    from hala_exp.core.schema import ConfigError, build
+    from hala_exp.translation.config import BackendConfig, LanguageConfig
 
     with initialize_config_dir(str(ROOT / "conf")):
         for name in ("transformers", "vllm"):
@@ -196,5 +236,13 @@ def test_config_groups_build():
         stage_config(shard_index=2, num_shards=2)
     with pytest.raises(ConfigError, match="prompt.template"):
         good = stage_config()
-        build(stage.Config, {"source": {"sources": [{"name": "s", "adapter": "alpaca", "path": "x.jsonl", "count": 1}]},
-                             "prompt": {"template": "no text"}, "language": vars(good.language), "backend": {}}, "")
+        build(
+            stage.Config,
+            {
+                "source": {"sources": [{"name": "s", "adapter": "alpaca", "path": "x.jsonl", "count": 1}]},
+                "prompt": {"template": "no text"},
+                "language": vars(good.language),
+                "backend": {},
+            },
+            "",
+        )

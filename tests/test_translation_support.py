@@ -1,19 +1,25 @@
 """Helpers shared by the translation tests (no tests here): a test-double backend, rows, stage contexts."""
+
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
 
-from hala_exp.config_check import build
-from hala_exp.stages import StageContext
+from hala_exp.core.schema import build
+from hala_exp.core.stage import StageContext
 from hala_exp.translation.backends import Generation, cut_at_eos
 
 LATIN = "abcdefghijklmnopqrstuvwxyz"
 ARABIC = "ابتثجحخدذرزسشصضطظعغفقكلمنه"
 PROMPT = {"template": "Translate from {source_name} to {target_name}: {text}", "chat_template": True}
-LANGUAGE = {"code": "ar", "name": "Arabic", "flores": "arb_Arab", "script": "Arabic",
-            "refusal_patterns": ["(?:عذرًا|عذرا)[،,]?\\s*لا\\s+(?:أستطيع|يمكنني)"]}
+LANGUAGE = {
+    "code": "ar",
+    "name": "Arabic",
+    "flores": "arb_Arab",
+    "script": "Arabic",
+    "refusal_patterns": ["(?:عذرًا|عذرا)[،,]?\\s*لا\\s+(?:أستطيع|يمكنني)"],
+}
 
 
 def arabize(text: str) -> str:
@@ -39,7 +45,7 @@ class FakeBackend:
             if self.crash_after is not None and self.batches >= self.crash_after:
                 raise RuntimeError("simulated crash")
             self.batches += 1
-            batch = requests[start:start + self.bs]
+            batch = requests[start : start + self.bs]
             gens = []
             for r in batch:
                 prompt = self.tok.decode(r.prompt_ids, skip_special_tokens=False)
@@ -54,7 +60,7 @@ class FakeBackend:
 def install_fake(monkeypatch, **kwargs):
     """Make the engine use FakeBackend instead of loading the model."""
     import hala_exp.translation.engine as engine
-    from hala_exp.models import load_tokenizer
+    from hala_exp.core.model_dirs import load_tokenizer
 
     def make(model_path, cfg, eos_ids, pad_id, work_dir):
         return FakeBackend(load_tokenizer(model_path), eos_ids, **kwargs)
@@ -67,27 +73,54 @@ def stage_config(source=None, backend=None, direction="en-xx", **runtime):
 
     backend = {"max_new_tokens": 8, "shard_size": 3, **(backend or {})}
     backend["runtime"] = {"progress": False, "batch_size": 4, **backend.get("runtime", {}), **runtime}
-    source = source or {"sources": [{"name": "orca", "adapter": "open_orca",
-                                     "path": "package://hala_exp/assets/embedded/instructions_en.jsonl",
-                                     "fraction": 1.0}]}
-    return build(Config, {"source": source, "prompt": PROMPT, "language": LANGUAGE, "backend": backend,
-                          "direction": direction}, "")
+    source = source or {
+        "sources": [
+            {
+                "name": "orca",
+                "adapter": "open_orca",
+                "path": "package://hala_exp/assets/embedded/instructions_en.jsonl",
+                "fraction": 1.0,
+            }
+        ]
+    }
+    return build(
+        Config,
+        {"source": source, "prompt": PROMPT, "language": LANGUAGE, "backend": backend, "direction": direction},
+        "",
+    )
 
 
 def context(cfg, model_dir, out_dir) -> StageContext:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return StageContext(name="translate_seed", kind="translate", config=cfg,
-                        inputs={"model": {"model": str(model_dir)}}, out_dir=Path(out_dir))
+    return StageContext(
+        name="translate_seed",
+        kind="translate",
+        config=cfg,
+        inputs={"model": {"model": str(model_dir)}},
+        out_dir=Path(out_dir),
+    )
 
 
 def make_rows(n: int, prefix: str = "r") -> list[dict]:
     rows = []
     for i in range(n):
-        rows.append({"id": f"{prefix}{i}", "source": "synthetic", "messages": [
-            {"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": f"Question number {i}: explain `code_{i}` and see https://example.com/{i}."},
-            {"role": "assistant", "content": f"Answer {i}. Shared sentence for dedup.\n\n```python\nx = {i}\n```"},
-        ]})
+        rows.append(
+            {
+                "id": f"{prefix}{i}",
+                "source": "synthetic",
+                "messages": [
+                    {"role": "system", "content": "You are a helpful assistant."},
+                    {
+                        "role": "user",
+                        "content": f"Question number {i}: explain `code_{i}` and see https://example.com/{i}.",
+                    },
+                    {
+                        "role": "assistant",
+                        "content": f"Answer {i}. Shared sentence for dedup.\n\n```python\nx = {i}\n```",
+                    },
+                ],
+            }
+        )
     return rows
 
 
@@ -97,7 +130,7 @@ def read_jsonl(path) -> list[dict]:
 
 
 def tiny_model(root: Path) -> Path:
-    from hala_exp import models
+    from hala_exp.core import model_dirs as models
 
     out = Path(root) / "tiny_lfm2"
     if not (out / "config.json").exists():

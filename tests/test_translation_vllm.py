@@ -3,6 +3,7 @@
 vLLM lives in a second environment (`make vllm-env`); this test needs its interpreter at
 ``$HALA_VLLM_PYTHON`` or ``.venv-vllm/bin/python`` and skips with that reason when it is absent.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from test_translation_support import LANGUAGE, PROMPT, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,13 +25,15 @@ def _has_vllm(python: str) -> bool:
 
 pytestmark = [
     pytest.mark.slow,  # the vLLM engine takes minutes to start on 2 CPU cores
-    pytest.mark.skipif(not _has_vllm(VLLM_PYTHON), reason=f"no vLLM worker interpreter at {VLLM_PYTHON} "
-                       "(build it with `make vllm-env`, or set HALA_VLLM_PYTHON)"),
+    pytest.mark.skipif(
+        not _has_vllm(VLLM_PYTHON),
+        reason=f"no vLLM worker interpreter at {VLLM_PYTHON} (build it with `make vllm-env`, or set HALA_VLLM_PYTHON)",
+    ),
 ]
 
 
 def test_transformers_and_vllm_agree_on_greedy_tokens(tmp_path):
-    from hala_exp.config_check import build
+    from hala_exp.core.schema import build
     from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig
     from hala_exp.translation.engine import MemoryCache, Translator
 
@@ -39,10 +41,24 @@ def test_transformers_and_vllm_agree_on_greedy_tokens(tmp_path):
     texts = ["Hello world.", "The weather is nice today.", "Where is the library?", "I like green tea very much."]
     ids = {}
     for name in ("transformers", "vllm"):
-        backend = build(BackendConfig, {"name": name, "dtype": "float32", "max_new_tokens": 12,
-                                        "runtime": {"worker_python": VLLM_PYTHON, "progress": False}}, "translate")
-        tr = Translator(str(model), build(PromptConfig, PROMPT, "prompt"), build(LanguageConfig, LANGUAGE, "language"),
-                        "en-xx", backend, work_dir=tmp_path / name)
+        backend = build(
+            BackendConfig,
+            {
+                "name": name,
+                "dtype": "float32",
+                "max_new_tokens": 12,
+                "runtime": {"worker_python": VLLM_PYTHON, "progress": False},
+            },
+            "translate",
+        )
+        tr = Translator(
+            str(model),
+            build(PromptConfig, PROMPT, "prompt"),
+            build(LanguageConfig, LANGUAGE, "language"),
+            "en-xx",
+            backend,
+            work_dir=tmp_path / name,
+        )
         cache = MemoryCache()
         tr.generate_missing(texts, cache)
         ids[name] = [cache.get(tr.key(t)) for t in texts]

@@ -1,25 +1,27 @@
 """Shared builders for the train-stage tests: a tiny model directory and chat data (built once per session)."""
+
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
-from hala_exp.config_check import build
+from hala_exp.core.schema import build
 
 
 def chat_rows(n: int = 24, multi_turn: bool = True) -> list[dict]:
     """Chats made from the embedded parallel pairs: system + user/assistant turns, some multi-turn."""
-    from hala_exp.data import read_jsonl
-    from hala_exp.models import ASSETS
+    from hala_exp.core.model_dirs import ASSETS
+    from hala_exp.data.jsonl import read_jsonl
 
     pairs = read_jsonl(ASSETS / "parallel_train.jsonl").rows
     rows = []
     for i in range(n):
         a, b = pairs[i % len(pairs)], pairs[(i + 1) % len(pairs)]
-        msgs = [{"role": "system", "content": "You translate."},
-                {"role": "user", "content": f"Translate to Arabic: {a['en']}"},
-                {"role": "assistant", "content": a["ar"]}]
+        msgs = [
+            {"role": "system", "content": "You translate."},
+            {"role": "user", "content": f"Translate to Arabic: {a['en']}"},
+            {"role": "assistant", "content": a["ar"]},
+        ]
         if multi_turn and i % 2:
             msgs += [{"role": "user", "content": f"And: {b['en']}"}, {"role": "assistant", "content": b["ar"]}]
         rows.append({"id": f"ex{i}", "source": "test", "messages": msgs})
@@ -60,11 +62,17 @@ def make_config(**overrides):
 
 
 def run_stage(out_dir: Path, model_dir: Path, data_path: Path, **overrides):
-    from hala_exp.stages import StageContext, train
+    from hala_exp.core.stage import StageContext
+from hala_exp.stages import train
 
     out_dir.mkdir(parents=True, exist_ok=True)
     logged = []
-    ctx = StageContext(name="train", kind="train", config=make_config(**overrides),
-                       inputs={"model": {"model": str(model_dir)}, "data": {"data": str(data_path)}},
-                       out_dir=out_dir, log_metrics=lambda m, step=None: logged.append((step, m)))
+    ctx = StageContext(
+        name="train",
+        kind="train",
+        config=make_config(**overrides),
+        inputs={"model": {"model": str(model_dir)}, "data": {"data": str(data_path)}},
+        out_dir=out_dir,
+        log_metrics=lambda m, step=None: logged.append((step, m)),
+    )
     return train.run(ctx), logged

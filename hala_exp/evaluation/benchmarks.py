@@ -12,6 +12,7 @@ by one that returns only the requested tasks from ``lighteval.tasks.multilingual
 ``nltk.download`` (called by corpus BLEU) is disabled while lighteval runs; local task families are
 pointed at converted copies (``local_tasks``) and read with the hub switched off.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hala_exp.config_check import ConfigError
+from hala_exp.core.schema import ConfigError
 from hala_exp.evaluation.local_tasks import LocalSource, check_subset, convert, write_task_dir
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,14 @@ def resolve_tasks(cfg: BenchmarksConfig, work_dir: Path, where: str = "eval.benc
         if name not in known:
             family = name.split(":")[0]
             near = sorted(n for n in known if n.split(":")[0] == family)[:8]
-            raise ConfigError(f"{where}.tasks.{bench}: unknown lighteval task {string!r}"
-                              + (f"; tasks of {family!r} include {near}" if near else
-                                 f"; families: {sorted({n.split(':')[0] for n in known})}"))
+            raise ConfigError(
+                f"{where}.tasks.{bench}: unknown lighteval task {string!r}"
+                + (
+                    f"; tasks of {family!r} include {near}"
+                    if near
+                    else f"; families: {sorted({n.split(':')[0] for n in known})}"
+                )
+            )
         task = known[name]
         family = name.split(":")[0]
         if family in cfg.local:
@@ -116,7 +122,9 @@ def resolve_tasks(cfg: BenchmarksConfig, work_dir: Path, where: str = "eval.benc
                 write_task_dir(converted[family], work_dir / "local_tasks" / _safe(family))
             check_subset(f"{where}.tasks.{bench}: {string!r}", converted[family], task.hf_subset, eval_split)
             if fewshot and task.few_shots_split:
-                check_subset(f"{where}.tasks.{bench}: {string!r} (few-shot)", converted[family], task.hf_subset, dev_split)
+                check_subset(
+                    f"{where}.tasks.{bench}: {string!r} (few-shot)", converted[family], task.hf_subset, dev_split
+                )
             # A copy with another hf_repo (dataclasses.replace fails on the task classes with their own
             # __init__, e.g. CustomAlGhafaNativeTask); prompt function, splits and metric stay.
             task = copy.copy(task)
@@ -138,12 +146,17 @@ def run_benchmarks(model_dir: str, cfg: BenchmarksConfig, work_dir: Path) -> Ben
         params = PipelineParameters(launcher_type=ParallelismManager.NONE, max_samples=cfg.max_samples)
         chat = {} if cfg.chat_template is None else {"override_chat_template": cfg.chat_template}
         model_config = TransformersModelConfig(
-            model_name=model_dir, device=cfg.runtime.device, batch_size=cfg.runtime.batch_size,
-            dtype=cfg.runtime.dtype, **chat)
+            model_name=model_dir,
+            device=cfg.runtime.device,
+            batch_size=cfg.runtime.batch_size,
+            dtype=cfg.runtime.dtype,
+            **chat,
+        )
         strings = ",".join(s for _, s, _, _ in cfg.task_list())
         with _only_these_tasks(tasks), _no_nltk_download():
-            pipeline = Pipeline(tasks=strings, pipeline_parameters=params, evaluation_tracker=tracker,
-                                model_config=model_config)
+            pipeline = Pipeline(
+                tasks=strings, pipeline_parameters=params, evaluation_tracker=tracker, model_config=model_config
+            )
             pipeline.evaluate()
         aggregated = tracker.metrics_logger.metric_aggregated
         details = pipeline.get_details()
@@ -154,7 +167,9 @@ def _collect(cfg: BenchmarksConfig, aggregated: dict, details: dict, rejects: di
     per_task: dict[str, dict[str, float]] = {}
     for _, string, name, _ in cfg.task_list():
         metrics = aggregated.get(string, {})
-        per_task[name] = {short_metric_name(k): 100.0 * float(v) for k, v in metrics.items() if not k.endswith("_stderr")}
+        per_task[name] = {
+            short_metric_name(k): 100.0 * float(v) for k, v in metrics.items() if not k.endswith("_stderr")
+        }
     per_bench = {}
     for bench, strings in cfg.tasks.items():
         values = [_primary(per_task[TASK_STRING.match(s)["name"]]) for s in strings]
@@ -166,9 +181,15 @@ def _collect(cfg: BenchmarksConfig, aggregated: dict, details: dict, rejects: di
     items = []
     for task_full, rows in details.items():
         for d in rows:
-            items.append({"task": task_full, "id": d.doc.id, "gold_index": d.doc.gold_index,
-                          "logprobs": list(d.model_response.logprobs or []),
-                          "metrics": {short_metric_name(k): v for k, v in d.metric.items()}})
+            items.append(
+                {
+                    "task": task_full,
+                    "id": d.doc.id,
+                    "gold_index": d.doc.gold_index,
+                    "logprobs": list(d.model_response.logprobs or []),
+                    "metrics": {short_metric_name(k): v for k, v in d.metric.items()},
+                }
+            )
     return BenchmarkResults(per_task, per_bench, average, items, rejects)
 
 
@@ -176,8 +197,11 @@ def short_metric_name(name: str) -> str:
     """lighteval's parametrised names -> the leaderboard's: acc with LogProbCharNorm is acc_norm."""
     base, _, params = name.partition(":")
     if base == "acc" and params:
-        for norm, short in (("LogProbCharNorm", "acc_norm"), ("LogProbTokenNorm", "acc_norm_token"),
-                            ("LogProbPMINorm", "acc_norm_pmi")):
+        for norm, short in (
+            ("LogProbCharNorm", "acc_norm"),
+            ("LogProbTokenNorm", "acc_norm_token"),
+            ("LogProbPMINorm", "acc_norm_pmi"),
+        ):
             if norm in params:
                 return short
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
@@ -242,7 +266,18 @@ def _offline(enabled: bool):
 
 
 def write_results(path: Path, results: BenchmarkResults, extra: dict | None = None) -> None:
-    path.write_text(json.dumps({
-        "average": results.average, "benchmarks": results.benchmarks, "tasks": results.tasks,
-        "rejects": results.rejects, "items": results.items, **(extra or {}),
-    }, indent=1, ensure_ascii=False), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "average": results.average,
+                "benchmarks": results.benchmarks,
+                "tasks": results.tasks,
+                "rejects": results.rejects,
+                "items": results.items,
+                **(extra or {}),
+            },
+            indent=1,
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )

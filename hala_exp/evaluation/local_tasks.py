@@ -20,6 +20,7 @@ Formats read (the files in ../shared/data/benchmarks and the embedded asset):
 
 Rows that cannot be converted are quarantined with a reason and counted.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,13 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from hala_exp.config_check import ConfigError
-from hala_exp.data import read_jsonl
-from hala_exp.evaluation.paths import resolve
+from hala_exp.core.schema import ConfigError
+from hala_exp.data.jsonl import read_jsonl
+from hala_exp.data.paths import resolve
 
 Format = Literal["exams", "exams_alghafa", "aratrust", "arabicmmlu", "mmlu_translated", "acva"]
-LEVELS = {"High": "High School", "Middle": "Middle School", "Primary": "Primary School", "Univ": "University",
-          "Prof": "Professional"}
+LEVELS = {
+    "High": "High School",
+    "Middle": "Middle School",
+    "Primary": "Primary School",
+    "Univ": "University",
+    "Prof": "Professional",
+}
 ARABIC_LETTERS = ["أ", "ب", "ج", "د", "هـ"]
 
 
@@ -67,8 +73,14 @@ class Converted:
 
 def convert(src: LocalSource, eval_split: str, dev_split: str) -> Converted:
     out = Converted()
-    reader = {"exams": _exams, "exams_alghafa": _exams_alghafa, "aratrust": _aratrust, "arabicmmlu": _arabicmmlu,
-              "mmlu_translated": _mmlu_translated, "acva": _acva}[src.format]
+    reader = {
+        "exams": _exams,
+        "exams_alghafa": _exams_alghafa,
+        "aratrust": _aratrust,
+        "arabicmmlu": _arabicmmlu,
+        "mmlu_translated": _mmlu_translated,
+        "acva": _acva,
+    }[src.format]
     reader(resolve(src.path), src, out, eval_split, dev_split)
     if src.dev_path and src.format in ("exams", "exams_alghafa", "acva"):
         reader(resolve(src.dev_path), src, out, dev_split, dev_split)
@@ -113,13 +125,25 @@ def _exams_rows(path: Path, src: LocalSource, out: Converted):
 
 def _exams(path: Path, src: LocalSource, out: Converted, split: str, _dev: str) -> None:
     for row, subject in _exams_rows(path, src, out):
-        out.add("default", split, {k: row[k] for k in ("question", "A", "B", "C", "D", "answer")} | {"subject": subject})
+        out.add(
+            "default", split, {k: row[k] for k in ("question", "A", "B", "C", "D", "answer")} | {"subject": subject}
+        )
 
 
 def _exams_alghafa(path: Path, src: LocalSource, out: Converted, split: str, _dev: str) -> None:
     for row, _ in _exams_rows(path, src, out):
-        out.add("mcq_exams_test_ar", split, {"query": row["question"], "sol1": row["A"], "sol2": row["B"],
-                                             "sol3": row["C"], "sol4": row["D"], "label": "ABCD".index(row["answer"])})
+        out.add(
+            "mcq_exams_test_ar",
+            split,
+            {
+                "query": row["question"],
+                "sol1": row["A"],
+                "sol2": row["B"],
+                "sol3": row["C"],
+                "sol4": row["D"],
+                "label": "ABCD".index(row["answer"]),
+            },
+        )
 
 
 def _aratrust(path: Path, src: LocalSource, out: Converted, split: str, _dev: str) -> None:
@@ -129,8 +153,11 @@ def _aratrust(path: Path, src: LocalSource, out: Converted, split: str, _dev: st
             out.reject("answer_not_arabic_letter")
             continue
         # The hub's subset names drop the spaces: "Mental Health" -> "MentalHealth".
-        out.add(row["category"].replace(" ", ""), split,
-                {"Question": row["question"], "A": row["A"], "B": row["B"], "C": row["C"], "Answer": answer})
+        out.add(
+            row["category"].replace(" ", ""),
+            split,
+            {"Question": row["question"], "A": row["A"], "B": row["B"], "C": row["C"], "Answer": answer},
+        )
 
 
 def _arabicmmlu(path: Path, src: LocalSource, out: Converted, split: str, dev: str) -> None:
@@ -143,8 +170,19 @@ def _arabicmmlu(path: Path, src: LocalSource, out: Converted, split: str, dev: s
                 continue
             level = LEVELS.get(row.get("Level") or "", row.get("Level") or "")
             subset = f"{row['Subject']} ({level})" if level else row["Subject"]
-            keep = {k: (row.get(k) or None) for k in
-                    ("Question", "Context", "Answer Key", "Option 1", "Option 2", "Option 3", "Option 4", "Option 5")}
+            keep = {
+                k: (row.get(k) or None)
+                for k in (
+                    "Question",
+                    "Context",
+                    "Answer Key",
+                    "Option 1",
+                    "Option 2",
+                    "Option 3",
+                    "Option 4",
+                    "Option 5",
+                )
+            }
             out.add(subset, dev if row.get("is_few_shot") == "1" else split, keep)
 
 
@@ -178,4 +216,6 @@ def _acva(path: Path, src: LocalSource, out: Converted, split: str, _dev: str) -
 def check_subset(task: str, converted: Converted, subset: str, split: str) -> None:
     if not converted.subsets.get(subset, {}).get(split):
         have = sorted(converted.subsets)
-        raise ConfigError(f"{task}: the local data has no {split!r} rows for subset {subset!r}; subsets with rows: {have}")
+        raise ConfigError(
+            f"{task}: the local data has no {split!r} rows for subset {subset!r}; subsets with rows: {have}"
+        )

@@ -5,14 +5,15 @@ FLORES-200 devtest, Tatoeba and TICO-19 ship as line-aligned text files (one fil
 differ in length is refused naming both files; pairs with an empty side are quarantined and counted.
 ``limit`` keeps the first N pairs (deterministic), which is how CPU runs stay quick.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hala_exp.config_check import ConfigError
-from hala_exp.data import read_jsonl
-from hala_exp.evaluation.paths import resolve
+from hala_exp.core.schema import ConfigError
+from hala_exp.data.jsonl import read_jsonl
+from hala_exp.data.paths import resolve
 
 
 @dataclass
@@ -33,8 +34,11 @@ class TestSetConfig:
     comment: str = ""
 
     def check(self) -> None:
-        need = {"text_pair": ["source_file", "reference_file"], "jsonl": ["path", "source_field", "reference_field"],
-                "hub": ["hub_id", "source_field", "reference_field"]}[self.format]
+        need = {
+            "text_pair": ["source_file", "reference_file"],
+            "jsonl": ["path", "source_field", "reference_field"],
+            "hub": ["hub_id", "source_field", "reference_field"],
+        }[self.format]
         for key in need:
             if not getattr(self, key):
                 raise ConfigError(f"{key}: required when format={self.format}")
@@ -61,8 +65,10 @@ def load_testset(name: str, cfg: TestSetConfig) -> ParallelText:
         src_path, ref_path = resolve(cfg.source_file), resolve(cfg.reference_file)
         sources, references = _read_lines(src_path), _read_lines(ref_path)
         if len(sources) != len(references):
-            raise ValueError(f"test set {name!r}: {src_path} has {len(sources)} lines but {ref_path} has "
-                             f"{len(references)}; the two sides must be line-aligned")
+            raise ValueError(
+                f"test set {name!r}: {src_path} has {len(sources)} lines but {ref_path} has "
+                f"{len(references)}; the two sides must be line-aligned"
+            )
         origin = f"{src_path} | {ref_path}"
         pairs, rejects = _drop_empty(zip(sources, references))
     elif cfg.format == "jsonl":
@@ -106,8 +112,10 @@ def _hub_pairs(name: str, cfg: TestSetConfig) -> list[tuple[str, str]]:
         return [(row[cfg.source_field], row[cfg.reference_field]) for row in src]
     ref = load_dataset(cfg.hub_id, cfg.reference_config, split=cfg.split, revision=cfg.revision)
     if len(src) != len(ref):
-        raise ValueError(f"test set {name!r}: {cfg.hub_id} {cfg.source_config} has {len(src)} rows but "
-                         f"{cfg.reference_config} has {len(ref)}")
+        raise ValueError(
+            f"test set {name!r}: {cfg.hub_id} {cfg.source_config} has {len(src)} rows but "
+            f"{cfg.reference_config} has {len(ref)}"
+        )
     if "id" in src.column_names and "id" in ref.column_names:
         by_id = {row["id"]: row[cfg.reference_field] for row in ref}
         return [(row[cfg.source_field], by_id[row["id"]]) for row in src]

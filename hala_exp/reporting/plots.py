@@ -2,16 +2,17 @@
 
 Each function takes loaded runs, draws one figure, and returns it (or None when the runs hold nothing to
 draw, e.g. no run has a t). The paper's published figures are drawn beside ours where our run maps to a
-published model (``hala_exp.paper``). The paper reports percentages; when our scores are fractions
+published model (``hala_exp.reporting.paper``). The paper reports percentages; when our scores are fractions
 (every value <= 1, as lighteval's accuracies are) the paper's figure is scaled to a fraction too, and
 the axis label says so.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from hala_exp import paper
+from hala_exp.reporting import paper
 from hala_exp.reporting.runs import (
     HEADLINE_METRIC,
     Run,
@@ -70,8 +71,15 @@ def metric_vs_t(runs: list[Run], metric: str = HEADLINE_METRIC, show_paper: bool
         published = paper.average_for_choice(members[0].choices.get("model")) if metric == HEADLINE_METRIC else None
         if show_paper and published and published.model not in starred:
             starred.add(published.model)
-            ax.plot([paper.SLERP_T], [published.value * scale], marker="*", markersize=14, linestyle="none",
-                    color="black", label=f"paper: {published.model} (t={paper.SLERP_T:g})")
+            ax.plot(
+                [paper.SLERP_T],
+                [published.value * scale],
+                marker="*",
+                markersize=14,
+                linestyle="none",
+                color="black",
+                label=f"paper: {published.model} (t={paper.SLERP_T:g})",
+            )
     ax.set_xlabel("slerp t (0 = base, 1 = SFT model)")
     ax.set_ylabel(metric + (" (fraction)" if scale != 1.0 else ""))
     ax.set_xlim(-0.05, 1.05)
@@ -120,8 +128,12 @@ def benchmarks_by_model(runs: list[Run], show_paper: bool = True):
     for i, (label, values, style) in enumerate(series):
         heights = [np.nan if v is None else v for v in values]
         ax.bar(x + (i - (len(series) - 1) / 2) * width, heights, width, label=label, **style)
-    ax.set_xticks(x, [paper.BENCHMARK_TITLES.get(_bench_name(g), _bench_name(g)) if g in benches else "average"
-                      for g in groups], rotation=20, ha="right")
+    ax.set_xticks(
+        x,
+        [paper.BENCHMARK_TITLES.get(_bench_name(g), _bench_name(g)) if g in benches else "average" for g in groups],
+        rotation=20,
+        ha="right",
+    )
     ax.set_ylabel("score" + (" (fraction)" if scale != 1.0 else ""))
     ax.set_title("Arabic benchmarks per model")
     ax.grid(axis="y", alpha=0.3)
@@ -147,8 +159,10 @@ def translator_scores(runs: list[Run], show_paper: bool = True):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     for ax, kind, title in ((axes[0], "bleu", "BLEU"), (axes[1], "chrf", "chrF++")):
         names = [s for s in sets if kind in sets[s]]
-        series = [(run_label(v, keys, with_t=False) if keys else v.name, [v.metrics.get(sets[s][kind]) for s in names], {})
-                  for v in variants]
+        series = [
+            (run_label(v, keys, with_t=False) if keys else v.name, [v.metrics.get(sets[s][kind]) for s in names], {})
+            for v in variants
+        ]
         if show_paper and kind == "bleu":
             names = names + ["paper test set"]
             series = [(label, vals + [None], style) for label, vals, style in series]

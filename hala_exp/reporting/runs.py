@@ -5,14 +5,16 @@ config, per-step status/fingerprint and the metrics (``<step>/<split>/<metric>``
 the choices that differ between their runs, plus the slerp ``t`` (``config.merge.t``), which is a value,
 not a choice, and so would not show up among the choices.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +86,20 @@ def find_run_dirs(path: str | Path) -> list[Path]:
         raise FileNotFoundError(f"{path}: no such run or sweep directory")
     if (path / SUMMARY).is_file():
         return [path]
-    found = sorted({p.parent for p in path.glob(f"*/{SUMMARY}")} | {p.parent for p in path.glob(f"*/*/{SUMMARY}")},
-                   key=_natural_key)
+    found = sorted(
+        {p.parent for p in path.glob(f"*/{SUMMARY}")} | {p.parent for p in path.glob(f"*/*/{SUMMARY}")},
+        key=_natural_key,
+    )
     jobs = [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()]
     missing = [p for p in jobs if not (p / SUMMARY).is_file()]
     if missing:  # a job that died before writing its summary: say so rather than drop it silently
-        log.warning("%d job(s) in %s have no %s (failed or still running): %s", len(missing), path, SUMMARY,
-                    ", ".join(p.name for p in sorted(missing, key=_natural_key)))
+        log.warning(
+            "%d job(s) in %s have no %s (failed or still running): %s",
+            len(missing),
+            path,
+            SUMMARY,
+            ", ".join(p.name for p in sorted(missing, key=_natural_key)),
+        )
     return found
 
 

@@ -8,11 +8,12 @@ kind, summary metrics named relative to the step: ``average``, ``arabic_exams/ac
 API key in ``WANDB_API_KEY``). Entity and project must be given: the library's default entity lookup
 would call the API.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from hala_exp import paper
+from hala_exp.reporting import paper
 from hala_exp.reporting.runs import (
     BENCHMARK_STEP,
     HEADLINE_METRIC,
@@ -39,8 +40,9 @@ def build_wandb_report(runs: list[Run], entity: str, project: str, group: str | 
     if not group:
         raise ValueError(f"runs span groups {groups or '(none)'}: pass the W&B group to report on")
     # Both eval steps (benchmarks and translator) are stage kind "eval".
-    runset = wr.Runset(entity=entity, project=project, name=group,
-                       filters=f"Group = '{group}' and JobType = '{BENCHMARK_STEP}'")
+    runset = wr.Runset(
+        entity=entity, project=project, name=group, filters=f"Group = '{group}' and JobType = '{BENCHMARK_STEP}'"
+    )
     average = stage_metric(HEADLINE_METRIC)
     panels: list[Any] = [
         wr.ScatterPlot(title=f"{HEADLINE_METRIC} vs slerp t", x=wr.Config(T_CONFIG_KEY), y=average),
@@ -48,8 +50,12 @@ def build_wandb_report(runs: list[Run], entity: str, project: str, group: str | 
     benches = [stage_metric(k) for k in benchmark_keys(runs).values()]
     if benches:
         panels.append(wr.BarPlot(title="Arabic benchmarks", metrics=benches + [average], orientation="v"))
-    translation = [stage_metric(key) for pair in translator_keys(runs).values() for key in pair.values()
-                   if key.startswith(TRANSLATOR_STEP + "/")]
+    translation = [
+        stage_metric(key)
+        for pair in translator_keys(runs).values()
+        for key in pair.values()
+        if key.startswith(TRANSLATOR_STEP + "/")
+    ]
     if translation:
         panels.append(wr.BarPlot(title="Translator BLEU / chrF++", metrics=translation, orientation="v"))
     reference = "; ".join(f"{s.model} {s.value:g}" for s in paper.AVERAGES.values())
@@ -60,8 +66,10 @@ def build_wandb_report(runs: list[Run], entity: str, project: str, group: str | 
         description=f"{len(runs)} pipeline run(s) of group {group}",
         blocks=[
             wr.H1(f"Group {group}"),
-            wr.P(f"Paper six-benchmark averages ({paper.CITATION}): {reference}. The paper merges at "
-                 f"t = {paper.SLERP_T:g}."),
+            wr.P(
+                f"Paper six-benchmark averages ({paper.CITATION}): {reference}. The paper merges at "
+                f"t = {paper.SLERP_T:g}."
+            ),
             wr.PanelGrid(runsets=[runset], panels=panels),
         ],
     )

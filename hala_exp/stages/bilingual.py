@@ -18,20 +18,22 @@ letters; a length ratio (target chars / English chars) outside [min, max] when t
 ``min_chars_for_ratio`` characters; a pair already seen (same direction, same texts). Rejected pairs go to
 ``rejected.jsonl`` with their reason; counts per source, direction and reason go to the manifest and metrics.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
-from hala_exp.config_check import ConfigError
-from hala_exp.data import Quarantined, read_jsonl, write_jsonl, write_quarantine
-from hala_exp.sources import MixConfig
-from hala_exp.stages import StageContext, StageResult
+from hala_exp.core.schema import ConfigError
+from hala_exp.core.stage import StageContext, StageResult
+from hala_exp.data.jsonl import Quarantined, read_jsonl, write_jsonl, write_quarantine
+from hala_exp.data.sources import MixConfig
 from hala_exp.translation.config import LanguageConfig, PromptConfig, names
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,8 @@ class Config:
     parallel: MixConfig | None = None  # human parallel text mixed in (OPUS-100 in the paper); null: none
     directions: list[Literal["en-xx", "xx-en"]] = field(default_factory=lambda: ["en-xx", "xx-en"])
     roles: list[Literal["system", "user", "assistant"]] = field(
-        default_factory=lambda: ["system", "user", "assistant"])  # which translated turns give pairs
+        default_factory=lambda: ["system", "user", "assistant"]
+    )  # which translated turns give pairs
     filter: FilterConfig = field(default_factory=FilterConfig)
     shuffle: bool = True  # one seeded shuffle of the whole corpus, so sources and directions interleave
     seed: int = 0
@@ -85,7 +88,7 @@ class Config:
 
 
 def input_files(config: Config) -> list[str]:
-    from hala_exp import sources
+    from hala_exp.data import sources
 
     return sources.input_files(config.parallel) if config.parallel else []
 
@@ -104,12 +107,13 @@ def run(ctx: StageContext) -> StageResult:
     pairs = list(translated_pairs(ctx.input("translations", "data"), set(cfg.roles), rejects))
     translated_sources = sorted({p.source for p in pairs})
     if cfg.parallel is not None:
-        from hala_exp.sources import load_mix
+        from hala_exp.data.sources import load_mix
 
         rows, bad, _ = load_mix(cfg.parallel, target_language=cfg.language.code)
         rejects.extend(bad)
-        pairs.extend(Pair(r["id"], r["source"], r["messages_en"][0]["content"], r["messages"][0]["content"])
-                     for r in rows)
+        pairs.extend(
+            Pair(r["id"], r["source"], r["messages_en"][0]["content"], r["messages"][0]["content"]) for r in rows
+        )
 
     corpus, filtered = build_corpus(pairs, cfg)
     rejects.extend(filtered)
@@ -129,8 +133,12 @@ def run(ctx: StageContext) -> StageResult:
     metrics.update({f"rows/{s}/{d}": n for s, per in counts.items() for d, n in per.items()})
     metrics.update({f"rejected/{r}": n for r, n in reasons.items()})
     log.info("bilingual corpus: %d pairs, %d rejected %s", len(corpus), len(rejects), reasons)
-    details = {"rows_per_source_direction": counts, "rejected_per_reason": reasons,
-               "translated_sources": translated_sources, "rejected_file": REJECTED}
+    details = {
+        "rows_per_source_direction": counts,
+        "rejected_per_reason": reasons,
+        "translated_sources": translated_sources,
+        "rejected_file": REJECTED,
+    }
     return StageResult(outputs={"data": CORPUS}, metrics=metrics, details=details)
 
 
@@ -198,11 +206,15 @@ def build_corpus(pairs: list[Pair], cfg: Config) -> tuple[list[dict], list[Quara
         for direction in cfg.directions:
             source_text, target_text = (pair.en, pair.xx) if direction == "en-xx" else (pair.xx, pair.en)
             label = f"en-{code}" if direction == "en-xx" else f"{code}-en"
-            corpus.append({
-                "id": f"{pair.id}:{label}", "source": pair.source, "direction": label,
-                "messages": _prompt_messages(source_text, cfg.prompt, cfg.language, direction)
-                + [{"role": "assistant", "content": target_text}],
-            })
+            corpus.append(
+                {
+                    "id": f"{pair.id}:{label}",
+                    "source": pair.source,
+                    "direction": label,
+                    "messages": _prompt_messages(source_text, cfg.prompt, cfg.language, direction)
+                    + [{"role": "assistant", "content": target_text}],
+                }
+            )
     return corpus, rejects
 
 

@@ -12,6 +12,7 @@ benchmarks), ``translation/<testset>/`` (source, hypotheses, references, metrics
 signatures and the CLI command that reproduces them). Metrics: ``<testset>/bleu``, ``<testset>/chrf``,
 ``<task>/acc_norm``, ``<benchmark>/acc_norm``, ``average``.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hala_exp.config_check import ConfigError
+from hala_exp.core.schema import ConfigError
+from hala_exp.core.stage import StageContext, StageResult
 from hala_exp.evaluation.benchmarks import BenchmarksConfig
 from hala_exp.evaluation.testsets import TestSetConfig
-from hala_exp.stages import StageContext, StageResult
 from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,17 @@ def run(ctx: StageContext) -> StageResult:
         metrics.update({f"{b}/acc_norm": v for b, v in res.benchmarks.items()})
         if res.average is not None:
             metrics["average"] = res.average
-        results["benchmarks"] = {"average": res.average, "benchmarks": res.benchmarks, "tasks": res.tasks,
-                                 "items": res.items}
+        results["benchmarks"] = {
+            "average": res.average,
+            "benchmarks": res.benchmarks,
+            "tasks": res.tasks,
+            "items": res.items,
+        }
         details["benchmark_rejects"] = res.rejects
         details["max_samples"] = bench_tasks.max_samples
-    (ctx.out_dir / "results.json").write_text(json.dumps({"metrics": metrics, **results}, indent=1,
-                                                         ensure_ascii=False), encoding="utf-8")
+    (ctx.out_dir / "results.json").write_text(
+        json.dumps({"metrics": metrics, **results}, indent=1, ensure_ascii=False), encoding="utf-8"
+    )
     _log_tables(ctx, results)
     return StageResult(outputs={"results": "results.json"}, metrics=metrics, details=details)
 
@@ -114,25 +120,42 @@ def _load_testsets(cfg: Config) -> dict:
 
 
 def _translation(ctx: StageContext, cfg: Config, model_dir: str, testsets: dict, metrics: dict, details: dict) -> dict:
-    from hala_exp.evaluation.translation import save_and_score
+    from hala_exp.evaluation.scoring import save_and_score
     from hala_exp.translation import translate_texts
 
     tr = cfg.translation
     out = {}
     for name, ts in testsets.items():
         log.info("translating %s (%d segments, %s)", name, len(ts.sources), ts.direction)
-        hyps = translate_texts(model_dir, ts.sources, prompt=cfg.prompt, language=cfg.language,
-                               direction=ts.direction, backend=tr.backend)
-        scores = save_and_score(ctx.out_dir / "translation" / name, ts.sources, hyps, ts.references,
-                                tr.bleu_tokenize, tr.chrf_word_order,
-                                extra={"origin": ts.origin, "direction": ts.direction, "rejects": ts.rejects})
+        hyps = translate_texts(
+            model_dir, ts.sources, prompt=cfg.prompt, language=cfg.language, direction=ts.direction, backend=tr.backend
+        )
+        scores = save_and_score(
+            ctx.out_dir / "translation" / name,
+            ts.sources,
+            hyps,
+            ts.references,
+            tr.bleu_tokenize,
+            tr.chrf_word_order,
+            extra={"origin": ts.origin, "direction": ts.direction, "rejects": ts.rejects},
+        )
         metrics[f"{name}/bleu"] = scores.bleu
         metrics[f"{name}/chrf"] = scores.chrf
-        details[name] = {"segments": scores.segments, "origin": ts.origin, "rejects": ts.rejects,
-                         "bleu_signature": scores.bleu_signature, "chrf_signature": scores.chrf_signature}
-        out[name] = {"bleu": scores.bleu, "chrf": scores.chrf, "segments": scores.segments,
-                     "bleu_signature": scores.bleu_signature, "chrf_signature": scores.chrf_signature,
-                     "files": f"translation/{name}"}
+        details[name] = {
+            "segments": scores.segments,
+            "origin": ts.origin,
+            "rejects": ts.rejects,
+            "bleu_signature": scores.bleu_signature,
+            "chrf_signature": scores.chrf_signature,
+        }
+        out[name] = {
+            "bleu": scores.bleu,
+            "chrf": scores.chrf,
+            "segments": scores.segments,
+            "bleu_signature": scores.bleu_signature,
+            "chrf_signature": scores.chrf_signature,
+            "files": f"translation/{name}",
+        }
     return out
 
 

@@ -18,6 +18,7 @@ Interpolation factors follow mergekit's parameter rules, which this stage docume
 The merged directory carries the base model's tokenizer and chat template; the mergekit YAML that
 reproduces the merge (``mergekit-yaml mergekit.yaml out/``) is written next to it.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,19 +28,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from hala_exp.config_check import ConfigError, in_range
-from hala_exp.stages import StageContext, StageResult
+from hala_exp.core.schema import ConfigError, in_range
+from hala_exp.core.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
 VERSIONS = ("mergekit", "torch", "safetensors")
 # Files that make a tokenizer and its chat template; copied from the base so the merged model speaks like it.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                   "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json",
-                   "generation_config.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
+)
 # config.json keys that must agree for two checkpoints to be merged tensor by tensor.
-SHAPE_KEYS = ("model_type", "architectures", "hidden_size", "intermediate_size", "num_hidden_layers",
-              "num_attention_heads", "num_key_value_heads", "layer_types")
+SHAPE_KEYS = (
+    "model_type",
+    "architectures",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "layer_types",
+)
 
 Gradient = float | list[float]
 
@@ -153,19 +171,22 @@ def check_mergeable(cfg: Config, base_dir: str, model_dir: str) -> dict:
         if base_cfg.get(key) != other_cfg.get(key):
             raise ConfigError(
                 f"merge: the models differ in architecture ({key}: {base_cfg.get(key)!r} in base {base_dir} vs "
-                f"{other_cfg.get(key)!r} in model {model_dir}); slerp needs two checkpoints of one architecture")
+                f"{other_cfg.get(key)!r} in model {model_dir}); slerp needs two checkpoints of one architecture"
+            )
     if base_cfg.get("vocab_size") != other_cfg.get("vocab_size") or _vocab(base_dir) != _vocab(model_dir):
         raise ConfigError(
             f"merge: the models have different vocabularies (base {base_dir}: vocab_size "
             f"{base_cfg.get('vocab_size')}, model {model_dir}: vocab_size {other_cfg.get('vocab_size')}, or "
-            f"different token ids); merge a model with the base it was fine-tuned from")
+            f"different token ids); merge a model with the base it was fine-tuned from"
+        )
     names = sorted(set(base_names) & set(other_names))
     for i, f in enumerate(cfg.filters):
         if not any(f.filter in n for n in names):
             parts = sorted({p for n in names for p in n.split(".") if not p.isdigit()} - {"model", "weight", "bias"})
             raise ConfigError(
                 f"merge.filters[{i}].filter: {f.filter!r} matches no tensor of {base_cfg.get('model_type')} "
-                f"(name parts: {parts})")
+                f"(name parts: {parts})"
+            )
     layers = int(base_cfg.get("num_hidden_layers") or 0)
     return {"model_type": base_cfg.get("model_type"), "num_layers": layers, "tensors": len(names)}
 
@@ -211,8 +232,13 @@ def run(ctx: StageContext) -> StageResult:
     for stale in (out, tmp):  # an interrupted attempt: merging again is cheaper than checking its files
         if stale.exists():
             shutil.rmtree(stale)
-    options = MergeOptions(device=cfg.runtime.device, out_shard_size=_parse_size(cfg.runtime.out_shard_size),
-                           copy_tokenizer=True, quiet=True, safe_serialization=True)
+    options = MergeOptions(
+        device=cfg.runtime.device,
+        out_shard_size=_parse_size(cfg.runtime.out_shard_size),
+        copy_tokenizer=True,
+        quiet=True,
+        safe_serialization=True,
+    )
     log.info("slerp t=%s (%d filters): %s + %s", cfg.t, len(cfg.filters), base_dir, model_dir)
     run_merge(merge_cfg, str(tmp), options=options, config_source=yaml_text)
     _carry_tokenizer(Path(base_dir), tmp)
@@ -223,8 +249,11 @@ def run(ctx: StageContext) -> StageResult:
     layer_t = {f.filter: [gradient_value(f.value, _position(i, n)) for i in range(n)] for f in cfg.filters}
     layer_t["default"] = [gradient_value(cfg.t, _position(i, n)) for i in range(n)]
     metrics: dict[str, float | int] = {} if isinstance(cfg.t, list) else {"t": float(cfg.t)}
-    return StageResult(outputs={"model": "model", "mergekit_config": "mergekit.yaml"}, metrics=metrics,
-                       details={**checked, "t_per_layer": layer_t})
+    return StageResult(
+        outputs={"model": "model", "mergekit_config": "mergekit.yaml"},
+        metrics=metrics,
+        details={**checked, "t_per_layer": layer_t},
+    )
 
 
 def _carry_tokenizer(base_dir: Path, out: Path) -> None:

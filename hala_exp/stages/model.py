@@ -4,14 +4,15 @@ Sources: ``hub`` (safetensors-only snapshot; a local directory path also works, 
 exercise it), ``gguf_package`` (weights shipped inside a Python package, de-quantised once and saved as
 safetensors) and ``config`` (a small model built from a config, trained tokenizer included).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hala_exp.config_check import ConfigError
-from hala_exp.stages import StageContext, StageResult
+from hala_exp.core.schema import ConfigError
+from hala_exp.core.stage import StageContext, StageResult
 
 VERSIONS = ("transformers", "tokenizers", "torch")
 HUB_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "tokenizer*", "*.txt", "*.model", "*.py"]
@@ -49,9 +50,11 @@ def run(ctx: StageContext) -> StageResult:
     if cfg.source == "gguf_package":
         _from_gguf_package(cfg, out)
     else:
-        from hala_exp import models
+        from hala_exp.core import model_dirs as models
 
-        models.build_tiny_model_dir(out, models.embedded_texts(), cfg.architecture, cfg.vocab_size, cfg.seed, **cfg.shape)
+        models.build_tiny_model_dir(
+            out, models.embedded_texts(), cfg.architecture, cfg.vocab_size, cfg.seed, **cfg.shape
+        )
     if cfg.chat_template:
         _set_chat_template(out, cfg.chat_template)
     return StageResult(outputs={"model": "model"}, metrics={"parameters": _count_parameters(out)})
@@ -65,8 +68,11 @@ def _hub(cfg: Config, out: Path) -> str:
         return str(Path(cfg.path).resolve())
     from huggingface_hub import snapshot_download
 
-    return snapshot_download(cfg.path, revision=cfg.revision, allow_patterns=HUB_PATTERNS
-                             if cfg.trust_remote_code else [p for p in HUB_PATTERNS if p != "*.py"])
+    return snapshot_download(
+        cfg.path,
+        revision=cfg.revision,
+        allow_patterns=HUB_PATTERNS if cfg.trust_remote_code else [p for p in HUB_PATTERNS if p != "*.py"],
+    )
 
 
 def _from_gguf_package(cfg: Config, out: Path) -> None:
@@ -76,7 +82,9 @@ def _from_gguf_package(cfg: Config, out: Path) -> None:
 
     spec = importlib.util.find_spec(cfg.package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"package {cfg.package!r} is not installed (pip install --no-deps {cfg.package.replace('_', '-')})")
+        raise ModuleNotFoundError(
+            f"package {cfg.package!r} is not installed (pip install --no-deps {cfg.package.replace('_', '-')})"
+        )
     pkg_dir = Path(list(spec.submodule_search_locations)[0])
     if not (pkg_dir / cfg.gguf_file).is_file():
         raise FileNotFoundError(f"{pkg_dir / cfg.gguf_file}: GGUF file not found in package {cfg.package}")
@@ -89,7 +97,7 @@ def _from_gguf_package(cfg: Config, out: Path) -> None:
             if hasattr(holder, attr):
                 delattr(holder, attr)
     model.is_quantized = False
-    from hala_exp.models import save_model_dir
+    from hala_exp.core.model_dirs import save_model_dir
 
     save_model_dir(model, tokenizer, out)
 

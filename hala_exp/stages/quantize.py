@@ -12,6 +12,7 @@ held-out sentences: max / mean absolute logit difference under teacher forcing, 
 greedy translations (sacrebleu) and generated tokens/s of both. On CPU FP8 is *slower* (weights are
 de-quantised on the fly); the speed-up is a property of GPUs with FP8 units (compute capability >= 8.9).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hala_exp.config_check import ConfigError
-from hala_exp.sources import MixConfig
-from hala_exp.stages import StageContext, StageResult
+from hala_exp.core.schema import ConfigError
+from hala_exp.core.stage import StageContext, StageResult
+from hala_exp.data.sources import MixConfig
 from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class Config:
 
 
 def input_files(config: Config) -> list[str]:
-    from hala_exp import sources
+    from hala_exp.data import sources
 
     v = config.validation
     return sources.input_files(v.heldout) if config.method != "none" and v.enabled and v.heldout else []
@@ -102,8 +103,11 @@ def run(ctx: StageContext) -> StageResult:
     model = None
     if not finished or validation:
         model = AutoModelForCausalLM.from_pretrained(
-            src, dtype=cfg.dtype if cfg.dtype == "auto" else getattr(torch, cfg.dtype),
-            trust_remote_code=cfg.trust_remote_code, use_safetensors=True).eval()
+            src,
+            dtype=cfg.dtype if cfg.dtype == "auto" else getattr(torch, cfg.dtype),
+            trust_remote_code=cfg.trust_remote_code,
+            use_safetensors=True,
+        ).eval()
     # The model stage always hands over a local directory (hub models are snapshotted there).
     model_type = json.loads((Path(src) / "config.json").read_text()).get("model_type", "")
     ignore = cfg.ignore_for(model_type)
@@ -171,7 +175,7 @@ class _Validation:
     """The same held-out sentences through each model: teacher-forced logits, greedy translations, timing."""
 
     def __init__(self, cfg: ValidationConfig, model_dir: str):
-        from hala_exp.sources import load_mix, reject_counts
+        from hala_exp.data.sources import load_mix, reject_counts
         from hala_exp.translation.engine import Translator
 
         self.cfg = cfg
@@ -182,7 +186,8 @@ class _Validation:
             raise ValueError(
                 f"quantize.validation.heldout: no usable en-{cfg.language.code} sentences "
                 f"(quarantined: {reject_counts(rejects)}); point it at a file with 'en' and '{cfg.language.code}' "
-                "columns, or set quantize.validation.enabled=false")
+                "columns, or set quantize.validation.enabled=false"
+            )
         en = [r["messages_en"][0]["content"] for r in rows]
         xx = [r["messages"][0]["content"] for r in rows]
         self.sources, self.references = (en, xx) if cfg.direction == "en-xx" else (xx, en)
@@ -197,23 +202,36 @@ class _Validation:
         device = _device(self.cfg.backend.runtime.device)
         model.to(device)
         self.results.setdefault(label, {})["logits"] = _teacher_forced_logits(
-            model, self.tokenizer, self.prompts, self.references, device, self.cfg.backend.runtime.batch_size,
-            self.add_special_tokens)
+            model,
+            self.tokenizer,
+            self.prompts,
+            self.references,
+            device,
+            self.cfg.backend.runtime.batch_size,
+            self.add_special_tokens,
+        )
         model.to("cpu")
 
     def translate(self, label: str, model_dir: str, work_dir: Path) -> None:
         from hala_exp.translation.engine import MemoryCache, Translator
 
-        tr = Translator(model_dir, self.cfg.prompt, self.cfg.language, self.cfg.direction, self.cfg.backend,
-                        work_dir=work_dir / f"validation-{label}")
-        tr.backend  # load the model first: the ledger's seconds then time generation only
+        tr = Translator(
+            model_dir,
+            self.cfg.prompt,
+            self.cfg.language,
+            self.cfg.direction,
+            self.cfg.backend,
+            work_dir=work_dir / f"validation-{label}",
+        )
+        _ = tr.backend  # load the model first: the ledger's seconds then time generation only
         prepared = [tr.prepare(t) for t in self.sources]
         cache = MemoryCache()
         tr.generate_missing((p.text for pr in prepared for p in pr.pieces if p.translate), cache)
-        hyps = [restored if restored is not None else marked
-                for marked, restored in (tr.assemble(pr, cache) for pr in prepared)]
-        self.results.setdefault(label, {}).update(
-            hyps=hyps, tokens=tr.ledger.output_tokens, seconds=tr.ledger.seconds)
+        hyps = [
+            restored if restored is not None else marked
+            for marked, restored in (tr.assemble(pr, cache) for pr in prepared)
+        ]
+        self.results.setdefault(label, {}).update(hyps=hyps, tokens=tr.ledger.output_tokens, seconds=tr.ledger.seconds)
         del tr
 
     def compare(self, base: str, other: str) -> dict[str, float]:
@@ -240,8 +258,12 @@ class _Validation:
         return out
 
     def samples(self, base: str, other: str, n: int) -> list[dict[str, str]]:
-        return [{"source": s, "reference": r, base: x, other: y} for s, r, x, y in
-                zip(self.sources[:n], self.references, self.results[base]["hyps"], self.results[other]["hyps"])]
+        return [
+            {"source": s, "reference": r, base: x, other: y}
+            for s, r, x, y in zip(
+                self.sources[:n], self.references, self.results[base]["hyps"], self.results[other]["hyps"]
+            )
+        ]
 
 
 def _device(name: str) -> str:
@@ -265,7 +287,7 @@ def _teacher_forced_logits(model, tokenizer, prompts, references, device, batch_
     out = []
     with torch.no_grad():
         for i in range(0, len(prompts), batch_size):
-            texts = [p + r for p, r in zip(prompts[i:i + batch_size], references[i:i + batch_size])]
+            texts = [p + r for p, r in zip(prompts[i : i + batch_size], references[i : i + batch_size])]
             enc = _encode(tokenizer, texts, device, add_special_tokens)
             logits = model(**enc).logits.float()
             for row, mask in zip(logits, enc["attention_mask"].bool()):

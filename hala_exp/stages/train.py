@@ -14,6 +14,7 @@ Rejected: packing for conv/recurrent layers; ``resume=true`` with no checkpoint.
 Several devices (``trainer=ddp|fsdp``) run in a subprocess worker (Lightning's launchers re-execute the
 current command). ``runtime`` keys (here and under ``trainer``) do not enter the cache fingerprint.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from hala_exp.config_check import ConfigError, in_range
-from hala_exp.stages import StageContext, StageResult
+from hala_exp.core.schema import ConfigError, in_range
+from hala_exp.core.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 VERSIONS = ("torch", "transformers", "tokenizers", "pytorch-lightning")
@@ -133,14 +134,16 @@ class Config:
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps: must be >= 1 or null, got {self.max_steps}")
         if self.runtime.resume not in ("auto", "true", "false") and not self.runtime.resume.endswith(".ckpt"):
-            raise ConfigError(f"runtime.resume: {self.runtime.resume!r} is not allowed; allowed values: auto, true, false "
-                              "or a path to a .ckpt file")
+            raise ConfigError(
+                f"runtime.resume: {self.runtime.resume!r} is not allowed; allowed values: auto, true, false "
+                "or a path to a .ckpt file"
+            )
         if self.trainer.precision == "bf16-true" and self.load_dtype == "float16":
             raise ConfigError("load_dtype: float16 weights with precision bf16-true; use bfloat16 or float32")
 
 
 def run(ctx: StageContext) -> StageResult:
-    from hala_exp.models import load_tokenizer
+    from hala_exp.core.model_dirs import load_tokenizer
     from hala_exp.training.chat import resolve_template
     from hala_exp.training.examples import _save, prepare_examples
 
@@ -149,20 +152,34 @@ def run(ctx: StageContext) -> StageResult:
     model_dir, data_path = ctx.input("model", "model"), ctx.input("data", "data")
     tokenizer = load_tokenizer(model_dir)
     template = resolve_template(tokenizer, cfg.chat_template)
-    cache_dir = Path(cfg.runtime.tokenized_cache_dir) if cfg.runtime.tokenized_cache_dir else \
-        out.parent.parent / "tokenized"
+    cache_dir = (
+        Path(cfg.runtime.tokenized_cache_dir) if cfg.runtime.tokenized_cache_dir else out.parent.parent / "tokenized"
+    )
     examples = prepare_examples(
-        data_path, tokenizer, template, masking=cfg.masking, max_length=cfg.max_length, too_long=cfg.too_long,
-        end_of_turn=cfg.end_of_turn, cache_dir=cache_dir, quarantine_path=out / "quarantine.jsonl")
+        data_path,
+        tokenizer,
+        template,
+        masking=cfg.masking,
+        max_length=cfg.max_length,
+        too_long=cfg.too_long,
+        end_of_turn=cfg.end_of_turn,
+        cache_dir=cache_dir,
+        quarantine_path=out / "quarantine.jsonl",
+    )
     if not len(examples):
         raise ValueError(f"{data_path}: no trainable example left ({examples.counts})")
     log.info("train data: %s", examples.counts)
 
     ckpt_dir = out / "checkpoints"
     request = {
-        "config": asdict(cfg), "model_dir": model_dir, "examples": examples, "template": template,
-        "checkpoint_dir": str(ckpt_dir), "resume_from": resume_checkpoint(cfg.runtime.resume, ckpt_dir),
-        "export_dir": str(out / "model"), "data_counts": examples.counts,
+        "config": asdict(cfg),
+        "model_dir": model_dir,
+        "examples": examples,
+        "template": template,
+        "checkpoint_dir": str(ckpt_dir),
+        "resume_from": resume_checkpoint(cfg.runtime.resume, ckpt_dir),
+        "export_dir": str(out / "model"),
+        "data_counts": examples.counts,
     }
     start = time.perf_counter()
     if cfg.trainer.multi_process():
@@ -181,8 +198,11 @@ def run(ctx: StageContext) -> StageResult:
     metrics["wall_s"] = time.perf_counter() - start
     for key, value in examples.counts.items():
         metrics[key if "/" in key or key == "examples" else f"data/{key}"] = value
-    return StageResult(outputs={"model": "model"}, metrics=metrics,
-                       details={"data_counts": examples.counts, "resumed_from": request["resume_from"]})
+    return StageResult(
+        outputs={"model": "model"},
+        metrics=metrics,
+        details={"data_counts": examples.counts, "resumed_from": request["resume_from"]},
+    )
 
 
 def resume_checkpoint(resume: str, ckpt_dir: Path) -> str | None:
@@ -218,8 +238,12 @@ def _run_worker(request: dict, work: Path, log_metrics) -> dict:
     log_path = work / "worker.log"
     seen = 0
     with open(log_path, "w") as log_fh:
-        proc = subprocess.Popen([sys.executable, "-m", "hala_exp.training.worker", str(req)],
-                                stdout=log_fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hala_exp.training.worker", str(req)],
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         while True:
             code = proc.poll()
             seen = _forward(metrics_path, seen, log_metrics)

@@ -8,6 +8,7 @@ atomically: a rerun after a crash skips finished shards, and reuses every segmen
 ``backend.runtime.shard_index/num_shards`` splits the shards between jobs sharing this directory; the job
 that finds every shard finished assembles ``data.jsonl``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from hala_exp.sources import MixConfig
-from hala_exp.stages import StageContext, StagePending, StageResult
+from hala_exp.core.stage import StageContext, StagePending, StageResult
+from hala_exp.data.sources import MixConfig
 from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig, target_script
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class ShardsPending(StagePending):
 
 
 def input_files(config: Config) -> list[str]:
-    from hala_exp.sources import input_files as mix_files
+    from hala_exp.data.sources import input_files as mix_files
 
     return mix_files(config.source)
 
@@ -52,13 +53,14 @@ def original_key(cfg: Config) -> str:
 
 
 def run(ctx: StageContext) -> StageResult:
-    from hala_exp.sources import load_mix
+    from hala_exp.data.sources import load_mix
 
     cfg: Config = ctx.config
     rows, mix_rejects, per_source = load_mix(cfg.source, target_language=cfg.language.code)
     rows, input_rejects = validate_rows(rows, cfg.backend.max_row_chars)
-    input_rejects = [{"id": None, "source": q.source, "reason": q.reason, "line": q.line, "raw": q.raw}
-                     for q in mix_rejects] + input_rejects
+    input_rejects = [
+        {"id": None, "source": q.source, "reason": q.reason, "line": q.line, "raw": q.raw} for q in mix_rejects
+    ] + input_rejects
     return translate_rows(ctx, rows, input_rejects, per_source)
 
 
@@ -73,8 +75,14 @@ def validate_rows(rows: list[dict], max_chars: int) -> tuple[list[dict], list[di
             seen.add(row["id"])
             good.append(row)
         else:
-            bad.append({"id": row.get("id") if isinstance(row, dict) else None,
-                        "source": row.get("source") if isinstance(row, dict) else None, "reason": reason, "row": row})
+            bad.append(
+                {
+                    "id": row.get("id") if isinstance(row, dict) else None,
+                    "source": row.get("source") if isinstance(row, dict) else None,
+                    "reason": reason,
+                    "row": row,
+                }
+            )
     return good, bad
 
 
@@ -92,8 +100,9 @@ def _row_problem(row, max_chars: int) -> str | None:
     return None
 
 
-def translate_rows(ctx: StageContext, rows: list[dict], input_rejects: list[dict],
-                   per_source: dict[str, int] | None = None) -> StageResult:
+def translate_rows(
+    ctx: StageContext, rows: list[dict], input_rejects: list[dict], per_source: dict[str, int] | None = None
+) -> StageResult:
     """The stage's work on already loaded rows (separate from ``run`` so tests can feed rows directly)."""
     from hala_exp.translation.shards import SegmentCache, UnitStore
 
@@ -102,26 +111,35 @@ def translate_rows(ctx: StageContext, rows: list[dict], input_rejects: list[dict
     out = ctx.out_dir
     store = UnitStore(out)
     size = cfg.backend.shard_size
-    units = [rows[i:i + size] for i in range(0, len(rows), size)]
+    units = [rows[i : i + size] for i in range(0, len(rows), size)]
     mine = [k for k in range(len(units)) if k % rt.num_shards == rt.shard_index and not store.done(k)]
-    log.info("translate: %d rows in %d shards; %d to do in job %d/%d", len(rows), len(units), len(mine),
-             rt.shard_index, rt.num_shards)
+    log.info(
+        "translate: %d rows in %d shards; %d to do in job %d/%d",
+        len(rows),
+        len(units),
+        len(mine),
+        rt.shard_index,
+        rt.num_shards,
+    )
     translator = None
     if mine:
         from hala_exp.translation.engine import Translator
 
-        translator = Translator(ctx.input("model", "model"), cfg.prompt, cfg.language, cfg.direction,
-                                cfg.backend, work_dir=out)
+        translator = Translator(
+            ctx.input("model", "model"), cfg.prompt, cfg.language, cfg.direction, cfg.backend, work_dir=out
+        )
         cache = SegmentCache(out, job=f"{rt.shard_index}of{rt.num_shards}")
         for w in range(0, len(mine), rt.units_per_window):
-            window = mine[w:w + rt.units_per_window]
+            window = mine[w : w + rt.units_per_window]
             cache.refresh()  # segments other jobs finished meanwhile
             _translate_window(translator, cfg, cache, store, {k: units[k] for k in window})
     pending = [k for k in range(len(units)) if not store.done(k)]
     if pending:
-        raise ShardsPending(f"job {rt.shard_index}/{rt.num_shards} finished its shards; {len(pending)} shard(s) "
-                            f"of other jobs are not done yet (e.g. {pending[:5]}); the job that finishes last "
-                            "assembles the output, or rerun with num_shards=1 to finish them here")
+        raise ShardsPending(
+            f"job {rt.shard_index}/{rt.num_shards} finished its shards; {len(pending)} shard(s) "
+            f"of other jobs are not done yet (e.g. {pending[:5]}); the job that finishes last "
+            "assembles the output, or rerun with num_shards=1 to finish them here"
+        )
     return _assemble(ctx, store, len(units), input_rejects, per_source, translator)
 
 
@@ -138,10 +156,14 @@ def _translate_window(tr, cfg: Config, cache, store, units: dict[int, list[dict]
                 if m["content"] not in prepared:
                     prepared[m["content"]] = tr.prepare(m["content"])
     limit = cfg.backend.protect.max_protected_ratio
-    code_heavy = {t for t, p in prepared.items()
-                  if limit is not None and t and p.protected.protected_chars / len(t) > limit}
-    tr.generate_missing((piece.text for t, p in prepared.items() if t not in code_heavy
-                         for piece in p.pieces if piece.translate), cache, progress=cfg.backend.runtime.progress)
+    code_heavy = {
+        t for t, p in prepared.items() if limit is not None and t and p.protected.protected_chars / len(t) > limit
+    }
+    tr.generate_missing(
+        (piece.text for t, p in prepared.items() if t not in code_heavy for piece in p.pieces if piece.translate),
+        cache,
+        progress=cfg.backend.runtime.progress,
+    )
     delta = Ledger(**asdict(tr.ledger))
     delta.add(Ledger(**{k: -v for k, v in asdict(before).items()}))
     delta.seconds = time.perf_counter() - started
@@ -161,8 +183,13 @@ def _translate_window(tr, cfg: Config, cache, store, units: dict[int, list[dict]
                 if restored is None:
                     reason, turn, detail = "spans_not_restored", j, marked
                     break
-                gate = gates.check(spans.strip_markers(p.protected.text), spans.strip_markers(marked), script,
-                                   cfg.backend.gates, cfg.language.refusal_patterns)
+                gate = gates.check(
+                    spans.strip_markers(p.protected.text),
+                    spans.strip_markers(marked),
+                    script,
+                    cfg.backend.gates,
+                    cfg.language.refusal_patterns,
+                )
                 if gate is not None:
                     reason, turn, detail = f"gate_{gate}", j, restored
                     break
@@ -170,8 +197,16 @@ def _translate_window(tr, cfg: Config, cache, store, units: dict[int, list[dict]
             if reason is None:
                 good.append({**row, "messages": translated, key: row["messages"]})
             else:
-                bad.append({"id": row["id"], "source": row.get("source"), "reason": reason, "turn": turn,
-                            "output": detail, "row": row})
+                bad.append(
+                    {
+                        "id": row["id"],
+                        "source": row.get("source"),
+                        "reason": reason,
+                        "turn": turn,
+                        "output": detail,
+                        "row": row,
+                    }
+                )
         share = len(rows) / max(n_rows, 1)  # the window's cost, split by rows
         ledger = {name: value * share for name, value in asdict(delta).items()}
         ledger["rows"] = len(rows)
@@ -179,7 +214,7 @@ def _translate_window(tr, cfg: Config, cache, store, units: dict[int, list[dict]
 
 
 def _assemble(ctx: StageContext, store, n_units: int, input_rejects: list[dict], per_source, translator) -> StageResult:
-    from hala_exp.data import write_jsonl
+    from hala_exp.data.jsonl import write_jsonl
     from hala_exp.translation.ledger import Ledger
 
     cfg: Config = ctx.config
@@ -204,9 +239,15 @@ def _assemble(ctx: StageContext, store, n_units: int, input_rejects: list[dict],
     metrics: dict[str, float | int] = {"rows": len(rows_out), "rejected": len(rejects)}
     metrics.update({f"rejected/{_metric_name(r)}": n for r, n in reasons.items()})
     metrics.update(ledger.metrics(devices, cfg.backend.price_per_device_hour_usd))
-    details = {"rejects_by_reason": dict(reasons), "rows_in_by_source": dict(per_source or {}),
-               "rows_out_by_source": dict(out_sources), "shards": n_units, "ledger": asdict(ledger),
-               "direction": cfg.direction, "language": cfg.language.code}
+    details = {
+        "rejects_by_reason": dict(reasons),
+        "rows_in_by_source": dict(per_source or {}),
+        "rows_out_by_source": dict(out_sources),
+        "shards": n_units,
+        "ledger": asdict(ledger),
+        "direction": cfg.direction,
+        "language": cfg.language.code,
+    }
     log.info("translate: %d rows out, %d rejected %s", len(rows_out), len(rejects), dict(reasons))
     return StageResult(outputs={"data": "data.jsonl", "rejects": "rejects.jsonl"}, metrics=metrics, details=details)
 

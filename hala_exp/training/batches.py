@@ -8,6 +8,7 @@ Loss normalisation: each batch carries the number of trainable tokens in its who
 across all ranks, so the gradient is the mean over every trainable token of an optimizer step (not a mean
 of per-batch means, which overweights short batches).
 """
+
 from __future__ import annotations
 
 import random
@@ -30,8 +31,19 @@ class DataPosition:
 class BatchPlan:
     """Per epoch, the micro-batches of each rank (lists of example indices; with packing, lists of rows)."""
 
-    def __init__(self, lengths: list[int], trainable: list[int], micro_batch_size: int, *, packing: bool,
-                 max_length: int, batching: str, seed: int, world_size: int = 1, accumulate: int = 1):
+    def __init__(
+        self,
+        lengths: list[int],
+        trainable: list[int],
+        micro_batch_size: int,
+        *,
+        packing: bool,
+        max_length: int,
+        batching: str,
+        seed: int,
+        world_size: int = 1,
+        accumulate: int = 1,
+    ):
         self.lengths, self.trainable = lengths, trainable
         self.micro, self.packing, self.batching = micro_batch_size, packing, batching
         self.seed, self.world, self.accumulate = seed, world_size, accumulate
@@ -39,8 +51,10 @@ class BatchPlan:
         n_batches = -(-len(self.rows) // micro_batch_size)
         self.batches_per_rank = n_batches // world_size
         if self.batches_per_rank < 1:
-            raise ValueError(f"{len(lengths)} examples make {n_batches} micro-batches of {micro_batch_size}: "
-                             f"too few for {world_size} ranks")
+            raise ValueError(
+                f"{len(lengths)} examples make {n_batches} micro-batches of {micro_batch_size}: "
+                f"too few for {world_size} ranks"
+            )
         self._cache: dict[int, list[list[list[int]]]] = {}
 
     def steps_per_epoch(self) -> int:
@@ -59,24 +73,32 @@ class BatchPlan:
         row_len = [sum(self.lengths[i] for i in row) for row in self.rows]
         if self.batching == "length_grouped":
             group = self.micro * GROUP_FACTOR
-            order = [i for g in range(0, len(order), group)
-                     for i in sorted(order[g:g + group], key=lambda r: -row_len[r])]
-        batches = [order[b:b + self.micro] for b in range(0, len(order), self.micro)]
+            order = [
+                i for g in range(0, len(order), group) for i in sorted(order[g : g + group], key=lambda r: -row_len[r])
+            ]
+        batches = [order[b : b + self.micro] for b in range(0, len(order), self.micro)]
         if self.batching == "length_grouped":
             rng.shuffle(batches)  # sorted within groups, but no long-to-short trend over the epoch
-        return [batches[r::self.world][: self.batches_per_rank] for r in range(self.world)]
+        return [batches[r :: self.world][: self.batches_per_rank] for r in range(self.world)]
 
     def window_tokens(self, epoch: int, index: int) -> int:
         """Trainable tokens of the accumulation window holding batch ``index``, summed over all ranks."""
         plan = self.epoch(epoch)
         start = index - index % self.accumulate
         stop = min(start + self.accumulate, self.batches_per_rank)
-        return sum(self.trainable[i] for rank in plan for batch in rank[start:stop]
-                   for row in batch for i in self.rows[row])
+        return sum(
+            self.trainable[i] for rank in plan for batch in rank[start:stop] for row in batch for i in self.rows[row]
+        )
 
 
-def collate(rows: list[list[int]], input_ids: list[list[int]], labels: list[list[int]], pad_id: int,
-            packing: bool, pad_to_multiple_of: int = 1):
+def collate(
+    rows: list[list[int]],
+    input_ids: list[list[int]],
+    labels: list[list[int]],
+    pad_id: int,
+    packing: bool,
+    pad_to_multiple_of: int = 1,
+):
     """Right-padded tensors; packed rows get per-example position ids and no attention mask."""
     import torch
 
@@ -101,15 +123,27 @@ def collate(rows: list[list[int]], input_ids: list[list[int]], labels: list[list
         ids[k, :n], lab[k, :n], mask[k, :n] = torch.tensor(s), torch.tensor(l), 1
         position[k, :n] = torch.tensor(p)
         position[k, n:] = torch.arange(width - n)  # padding tail: its own "example", never trained
-    batch = {"input_ids": ids, "labels": lab, "position_ids": position,
-             "real_tokens": int(mask.sum()), "padded_tokens": ids.numel()}
+    batch = {
+        "input_ids": ids,
+        "labels": lab,
+        "position_ids": position,
+        "real_tokens": int(mask.sum()),
+        "padded_tokens": ids.numel(),
+    }
     if not packing:
         batch["attention_mask"] = mask
     return batch
 
 
-def make_loader(examples, plan: BatchPlan, rank: int, pad_id: int, position: DataPosition, num_workers: int = 0,
-                pad_to_multiple_of: int = 1):
+def make_loader(
+    examples,
+    plan: BatchPlan,
+    rank: int,
+    pad_id: int,
+    position: DataPosition,
+    num_workers: int = 0,
+    pad_to_multiple_of: int = 1,
+):
     """A DataLoader over this rank's planned batches, resumable through Lightning's loader state."""
     import torch
     from torch.utils.data import DataLoader, Dataset, Sampler
@@ -159,5 +193,11 @@ def make_loader(examples, plan: BatchPlan, rank: int, pad_id: int, position: Dat
     def keep_ints(batch):  # batch_size=None: items arrive one by one, already collated
         return batch
 
-    return ResumableLoader(PlannedBatches(), batch_size=None, sampler=EpochSampler(), num_workers=num_workers,
-                           collate_fn=keep_ints, generator=torch.Generator().manual_seed(0))
+    return ResumableLoader(
+        PlannedBatches(),
+        batch_size=None,
+        sampler=EpochSampler(),
+        num_workers=num_workers,
+        collate_fn=keep_ints,
+        generator=torch.Generator().manual_seed(0),
+    )

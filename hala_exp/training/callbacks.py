@@ -1,8 +1,9 @@
 """Callbacks: throughput (real tokens/s excluding padding, padding fraction, step time, MFU on GPU)."""
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -54,8 +55,10 @@ class Throughput(pl.Callback):
         self.interval["time"] = now - self._t
         self._t = now
         keys = ["real", "padded", "loss_sum", "n_target"]
-        summed = trainer.strategy.reduce(torch.tensor([self.interval[k] for k in keys], dtype=torch.float64,
-                                                      device=trainer.strategy.root_device), reduce_op="sum")
+        summed = trainer.strategy.reduce(
+            torch.tensor([self.interval[k] for k in keys], dtype=torch.float64, device=trainer.strategy.root_device),
+            reduce_op="sum",
+        )
         for k, v in zip(keys, summed.tolist()):
             self.interval[k] = v
         for k in self.total:

@@ -11,10 +11,12 @@ The template must be prefix-stable (rendering a longer chat extends the shorter 
 not (some inject a date or rewrite earlier turns) are refused with the offending example, since their
 masks cannot be located reliably.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 IGNORE_INDEX = -100  # the label value torch's cross-entropy skips
 
@@ -52,14 +54,16 @@ def resolve_template(tokenizer, chat_template: str | None) -> str:
         if not getattr(tokenizer, "chat_template", None):
             raise ChatTemplateError(
                 "the tokenizer has no chat template; set train.chat_template to one of "
-                f"{sorted(NAMED_TEMPLATES)} or to a Jinja template string")
+                f"{sorted(NAMED_TEMPLATES)} or to a Jinja template string"
+            )
         return tokenizer.chat_template
     if chat_template in NAMED_TEMPLATES:
         return NAMED_TEMPLATES[chat_template]
     if "{%" in chat_template or "{{" in chat_template:
         return chat_template
-    raise ChatTemplateError(f"chat_template: {chat_template!r} is neither a named template "
-                            f"({sorted(NAMED_TEMPLATES)}) nor a Jinja template")
+    raise ChatTemplateError(
+        f"chat_template: {chat_template!r} is neither a named template ({sorted(NAMED_TEMPLATES)}) nor a Jinja template"
+    )
 
 
 def malformed_reason(row: Any) -> str | None:
@@ -83,8 +87,11 @@ def malformed_reason(row: Any) -> str | None:
 
 def _render(tokenizer, template: str, messages: Sequence[dict], add_generation_prompt: bool) -> str:
     return tokenizer.apply_chat_template(
-        [{"role": m["role"], "content": m["content"]} for m in messages], chat_template=template,
-        tokenize=False, add_generation_prompt=add_generation_prompt)
+        [{"role": m["role"], "content": m["content"]} for m in messages],
+        chat_template=template,
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+    )
 
 
 def _render_prefix(tokenizer, template: str, messages: Sequence[dict]) -> str:
@@ -97,8 +104,9 @@ def _render_prefix(tokenizer, template: str, messages: Sequence[dict]) -> str:
         return ""
 
 
-def trained_char_spans(tokenizer, template: str, messages: Sequence[dict], masking: str,
-                       end_of_turn: str, example_id: str = "?") -> tuple[str, list[tuple[int, int]], bool]:
+def trained_char_spans(
+    tokenizer, template: str, messages: Sequence[dict], masking: str, end_of_turn: str, example_id: str = "?"
+) -> tuple[str, list[tuple[int, int]], bool]:
     """The rendered text, the character spans that carry labels, and whether an EOS must be appended."""
     if masking not in MASKING_STRATEGIES:
         raise ValueError(f"masking: {masking!r} is not allowed; allowed values: {list(MASKING_STRATEGIES)}")
@@ -119,7 +127,8 @@ def trained_char_spans(tokenizer, template: str, messages: Sequence[dict], maski
                 raise ChatTemplateError(
                     f"example {example_id}: the chat template is not prefix-stable at message {i} "
                     "(rendering a longer chat does not extend the shorter one), so the assistant tokens "
-                    "cannot be located")
+                    "cannot be located"
+                )
             start, end = len(before), len(through)
             cut = through.rfind(end_of_turn, start, end)
             if cut >= 0:
@@ -130,13 +139,20 @@ def trained_char_spans(tokenizer, template: str, messages: Sequence[dict], maski
     except ChatTemplateError:
         raise
     except Exception as e:  # jinja errors, raise_exception() in templates, missing keys
-        raise ChatTemplateError(f"example {example_id}: the chat template cannot render it: "
-                                f"{type(e).__name__}: {e}") from e
+        raise ChatTemplateError(
+            f"example {example_id}: the chat template cannot render it: {type(e).__name__}: {e}"
+        ) from e
     return text, spans, append_eos
 
 
-def tokenize_chat(tokenizer, template: str, messages: Sequence[dict], masking: str = "assistant_turns",
-                  end_of_turn: str | None = None, example_id: str = "?") -> TokenizedChat:
+def tokenize_chat(
+    tokenizer,
+    template: str,
+    messages: Sequence[dict],
+    masking: str = "assistant_turns",
+    end_of_turn: str | None = None,
+    example_id: str = "?",
+) -> TokenizedChat:
     """Token ids and labels (``IGNORE_INDEX`` where not trained) for one chat."""
     eot = end_of_turn or tokenizer.eos_token
     if not eot:

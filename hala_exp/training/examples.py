@@ -8,6 +8,7 @@ trainable token is dropped and counted. A template that cannot render an example
 Tokenization is cached in ``<cache_dir>/<key>.npz``; the key hashes the data file, the tokenizer (its
 vocabulary, merges and special tokens), the chat template and every setting that changes the result.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hala_exp.cache import file_digest
-from hala_exp.data import Quarantined, read_jsonl, write_quarantine
+from hala_exp.core.store import file_digest
+from hala_exp.data.jsonl import Quarantined, read_jsonl, write_quarantine
 from hala_exp.training.chat import IGNORE_INDEX, malformed_reason, tokenize_chat
 
 log = logging.getLogger(__name__)
@@ -46,20 +47,39 @@ def tokenizer_digest(tokenizer) -> str:
     h = hashlib.sha256()
     backend = getattr(tokenizer, "backend_tokenizer", None)
     h.update((backend.to_str() if backend is not None else repr(tokenizer.get_vocab())).encode())
-    h.update(json.dumps({"special": tokenizer.special_tokens_map, "eos": tokenizer.eos_token_id,
-                         "pad": tokenizer.pad_token_id}, sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps(
+            {"special": tokenizer.special_tokens_map, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id},
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
     return h.hexdigest()
 
 
 def cache_key(data_path: str, tokenizer, template: str, settings: dict) -> str:
-    payload = {"format": CACHE_FORMAT, "data": file_digest(data_path), "tokenizer": tokenizer_digest(tokenizer),
-               "template": template, "settings": settings}
+    payload = {
+        "format": CACHE_FORMAT,
+        "data": file_digest(data_path),
+        "tokenizer": tokenizer_digest(tokenizer),
+        "template": template,
+        "settings": settings,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def prepare_examples(data_path: str, tokenizer, template: str, *, masking: str, max_length: int,
-                     too_long: str, end_of_turn: str | None, cache_dir: Path | None,
-                     quarantine_path: Path | None) -> Examples:
+def prepare_examples(
+    data_path: str,
+    tokenizer,
+    template: str,
+    *,
+    masking: str,
+    max_length: int,
+    too_long: str,
+    end_of_turn: str | None,
+    cache_dir: Path | None,
+    quarantine_path: Path | None,
+) -> Examples:
     rows = read_jsonl(data_path)
     rejects: list[Quarantined] = list(rows.rejects)
     valid = []
@@ -119,8 +139,14 @@ def _save(path: Path, ex: Examples) -> None:
     flat_ids = np.array([t for x in ex.input_ids for t in x], dtype=np.int64)
     flat_labels = np.array([t for x in ex.labels for t in x], dtype=np.int64)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, lengths=lengths, input_ids=flat_ids, labels=flat_labels,
-             ids=np.array(json.dumps(ex.ids)), counts=np.array(json.dumps(ex.counts)))
+    np.savez(
+        tmp,
+        lengths=lengths,
+        input_ids=flat_ids,
+        labels=flat_labels,
+        ids=np.array(json.dumps(ex.ids)),
+        counts=np.array(json.dumps(ex.counts)),
+    )
     os.replace(tmp, path)
 
 
@@ -130,6 +156,9 @@ def _load(path: Path) -> Examples:
     z = np.load(path)
     bounds = np.concatenate([[0], np.cumsum(z["lengths"])])
     ids, labels = z["input_ids"].tolist(), z["labels"].tolist()
-    return Examples([ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
-                    [labels[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
-                    json.loads(str(z["ids"])), json.loads(str(z["counts"])))
+    return Examples(
+        [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
+        [labels[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
+        json.loads(str(z["ids"])),
+        json.loads(str(z["counts"])),
+    )

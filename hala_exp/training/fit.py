@@ -11,6 +11,7 @@ request is a plain JSON-able dict:
   checkpoint_dir, resume_from (a .ckpt path or None), export_dir
   extra_callbacks (in-process only): Lightning callbacks appended to the trainer's
 """
+
 from __future__ import annotations
 
 import json
@@ -18,18 +19,18 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
 def fit(request: dict[str, Any], log_fn: Callable[[dict, int | None], None]) -> dict[str, Any]:
     import pytorch_lightning as pl
-    import torch
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from hala_exp.models import load_tokenizer
+    from hala_exp.core.model_dirs import load_tokenizer
     from hala_exp.training.batches import BatchPlan, DataPosition, make_loader
     from hala_exp.training.callbacks import Throughput
     from hala_exp.training.examples import Examples, _load
@@ -37,7 +38,9 @@ def fit(request: dict[str, Any], log_fn: Callable[[dict, int | None], None]) -> 
     from hala_exp.training.packing import packing_refusal
 
     cfg, tr = request["config"], request["config"]["trainer"]
-    examples: Examples = request["examples"] if isinstance(request["examples"], Examples) else _load(Path(request["examples"]))
+    examples: Examples = (
+        request["examples"] if isinstance(request["examples"], Examples) else _load(Path(request["examples"]))
+    )
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
     tokenizer = load_tokenizer(request["model_dir"])
     model = _load_model(request["model_dir"], cfg)
@@ -51,9 +54,17 @@ def fit(request: dict[str, Any], log_fn: Callable[[dict, int | None], None]) -> 
 
     world = tr["devices"] * tr["num_nodes"] if isinstance(tr["devices"], int) and tr["devices"] > 0 else 1
     accumulate = cfg["grad_accumulation"]
-    plan = BatchPlan(examples.lengths(), examples.trainable_counts(), cfg["micro_batch_size"],
-                     packing=cfg["packing"], max_length=cfg["max_length"], batching=cfg["batching"],
-                     seed=cfg["seed"], world_size=world, accumulate=accumulate)
+    plan = BatchPlan(
+        examples.lengths(),
+        examples.trainable_counts(),
+        cfg["micro_batch_size"],
+        packing=cfg["packing"],
+        max_length=cfg["max_length"],
+        batching=cfg["batching"],
+        seed=cfg["seed"],
+        world_size=world,
+        accumulate=accumulate,
+    )
     total_steps = cfg["max_steps"] or cfg["epochs"] * plan.steps_per_epoch()
     position = DataPosition()
     module = CausalLMModule(model, cfg["optimizer"], total_steps, accumulate, world, position)
@@ -61,25 +72,49 @@ def fit(request: dict[str, Any], log_fn: Callable[[dict, int | None], None]) -> 
 
     class DataModule(pl.LightningDataModule):
         def train_dataloader(self):
-            return make_loader(examples, plan, self.trainer.global_rank, tokenizer.pad_token_id, position,
-                               cfg["runtime"]["num_workers"], cfg["runtime"]["pad_to_multiple_of"])
+            return make_loader(
+                examples,
+                plan,
+                self.trainer.global_rank,
+                tokenizer.pad_token_id,
+                position,
+                cfg["runtime"]["num_workers"],
+                cfg["runtime"]["pad_to_multiple_of"],
+            )
 
     runtime = cfg["runtime"]
     throughput = Throughput(log_fn, runtime["log_every_n_steps"], n_params)
     ckpt_dir = Path(request["checkpoint_dir"])
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:06d}", auto_insert_metric_name=False,
-                                 every_n_train_steps=runtime["checkpoint_every_n_steps"], monitor="step",
-                                 mode="max", save_top_k=1, save_last=False)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="step{step:06d}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=runtime["checkpoint_every_n_steps"],
+        monitor="step",
+        mode="max",
+        save_top_k=1,
+        save_last=False,
+    )
     progress = tr["runtime"]["progress_bar"]
     trainer = pl.Trainer(
-        accelerator=tr["accelerator"], devices=tr["devices"], num_nodes=tr["num_nodes"],
-        strategy=_strategy(tr, model), precision=tr["precision"], max_steps=total_steps,
-        accumulate_grad_batches=accumulate, gradient_clip_val=cfg["max_grad_norm"] or None,
-        gradient_clip_algorithm="norm", logger=False, default_root_dir=str(ckpt_dir),
+        accelerator=tr["accelerator"],
+        devices=tr["devices"],
+        num_nodes=tr["num_nodes"],
+        strategy=_strategy(tr, model),
+        precision=tr["precision"],
+        max_steps=total_steps,
+        accumulate_grad_batches=accumulate,
+        gradient_clip_val=cfg["max_grad_norm"] or None,
+        gradient_clip_algorithm="norm",
+        logger=False,
+        default_root_dir=str(ckpt_dir),
         callbacks=[throughput, checkpoint, *request.get("extra_callbacks", [])],
         enable_progress_bar=sys.stderr.isatty() if progress == "auto" else bool(progress),
-        enable_model_summary=False, use_distributed_sampler=False, num_sanity_val_steps=0,
-        limit_val_batches=0, log_every_n_steps=runtime["log_every_n_steps"],
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        log_every_n_steps=runtime["log_every_n_steps"],
     )
     trainer.fit(module, datamodule=DataModule(), ckpt_path=request.get("resume_from"))
 
@@ -88,8 +123,14 @@ def fit(request: dict[str, Any], log_fn: Callable[[dict, int | None], None]) -> 
     if trainer.is_global_zero:
         _export(model, {k.removeprefix("model."): v for k, v in state.items()}, tokenizer, request, cfg)
         totals = throughput.summary(throughput.total)
-        result = {"steps": trainer.global_step, "examples": len(examples), "parameters": n_params,
-                  "world_size": world, "epochs_planned": total_steps / plan.steps_per_epoch(), **totals}
+        result = {
+            "steps": trainer.global_step,
+            "examples": len(examples),
+            "parameters": n_params,
+            "world_size": world,
+            "epochs_planned": total_steps / plan.steps_per_epoch(),
+            **totals,
+        }
         if throughput.last_loss is not None:
             result["loss"] = throughput.last_loss  # the last logging window's mean
             result["loss_all_steps"] = totals.get("loss")
@@ -103,8 +144,11 @@ def _load_model(model_dir: str, cfg: dict):
 
     dtype = cfg["load_dtype"]
     return AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype="auto" if dtype == "auto" else getattr(torch, dtype), use_safetensors=True,
-        attn_implementation=cfg["attn_implementation"])
+        model_dir,
+        dtype="auto" if dtype == "auto" else getattr(torch, dtype),
+        use_safetensors=True,
+        attn_implementation=cfg["attn_implementation"],
+    )
 
 
 def _strategy(tr: dict, model):
@@ -118,16 +162,20 @@ def _strategy(tr: dict, model):
     names = set(getattr(model, "_no_split_modules", None) or [])
     layers = {type(m) for m in model.modules() if type(m).__name__ in names}
     return FSDPStrategy(
-        auto_wrap_policy=layers or None, sharding_strategy=f.get("sharding_strategy", "FULL_SHARD"),
+        auto_wrap_policy=layers or None,
+        sharding_strategy=f.get("sharding_strategy", "FULL_SHARD"),
         activation_checkpointing_policy=layers if f.get("activation_checkpointing") else None,
-        cpu_offload=bool(f.get("cpu_offload", False)), state_dict_type="full", limit_all_gathers=True)
+        cpu_offload=bool(f.get("cpu_offload", False)),
+        state_dict_type="full",
+        limit_all_gathers=True,
+    )
 
 
 def _export(model, state: dict, tokenizer, request: dict, cfg: dict) -> None:
     """The fine-tuned model as a Hugging Face directory, written beside and renamed into place."""
     import torch
 
-    from hala_exp.models import save_model_dir
+    from hala_exp.core.model_dirs import save_model_dir
 
     out = Path(request["export_dir"])
     tmp = out.with_name(out.name + ".partial")
@@ -142,8 +190,12 @@ def _export(model, state: dict, tokenizer, request: dict, cfg: dict) -> None:
     model.config.use_cache = True
     tokenizer.chat_template = request["template"]
     save_model_dir(model, tokenizer, tmp)
-    (tmp / "training_config.json").write_text(json.dumps(
-        {"base_model": request["model_dir"], "train": cfg, "data_counts": request.get("data_counts", {})},
-        indent=2, default=str))
+    (tmp / "training_config.json").write_text(
+        json.dumps(
+            {"base_model": request["model_dir"], "train": cfg, "data_counts": request.get("data_counts", {})},
+            indent=2,
+            default=str,
+        )
+    )
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)

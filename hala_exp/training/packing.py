@@ -7,6 +7,7 @@ position ids; transformers' CPU fallback for LFM2's convolution ignores ``seq_id
 one example into the next (measured on a 30 M-parameter LFM2: logits of a packed example moved by up to 0.24;
 tests/test_train_packing.py shows it on a tiny LFM2). Such models are refused.
 """
+
 from __future__ import annotations
 
 ATTENTION_LAYER_TYPES = {"full_attention", "sliding_attention", "attention", "chunked_attention"}
@@ -22,9 +23,11 @@ def packing_refusal(model) -> str | None:
     convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv1d)]
     if other or convs:
         what = f"layer types {other}" if other else f"convolution modules (e.g. {convs[0]})"
-        return (f"packing refused for {type(model).__name__} ({config.model_type}): its {what} carry state "
-                "across packed example boundaries, so an example's loss would depend on its neighbours. "
-                "Set train.packing=false (length-grouped batching keeps padding low).")
+        return (
+            f"packing refused for {type(model).__name__} ({config.model_type}): its {what} carry state "
+            "across packed example boundaries, so an example's loss would depend on its neighbours. "
+            "Set train.packing=false (length-grouped batching keeps padding low)."
+        )
     return None
 
 

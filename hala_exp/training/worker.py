@@ -5,6 +5,7 @@ from here, that command is this worker and not the Hydra app, so the pipeline is
 Rank 0 appends metrics to ``<request>.metrics.jsonl`` (the stage forwards them to its logger) and writes
 ``<request>.result.json`` when done.
 """
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 
 ``translate_texts`` is the entry point for other stages (eval's BLEU, quantize's validation).
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,15 @@ log = logging.getLogger(__name__)
 __all__ = ["translate_texts", "BackendConfig", "LanguageConfig", "PromptConfig"]
 
 
-def translate_texts(model: str, texts: list[str], *, prompt: PromptConfig, language: LanguageConfig,
-                    direction: Literal["en-xx", "xx-en"], backend: BackendConfig) -> list[str]:
+def translate_texts(
+    model: str,
+    texts: list[str],
+    *,
+    prompt: PromptConfig,
+    language: LanguageConfig,
+    direction: Literal["en-xx", "xx-en"],
+    backend: BackendConfig,
+) -> list[str]:
     """Translate ``texts`` with the model directory ``model``; outputs in input order.
 
     Greedy, batched by similar length; spans are protected and long texts segmented as in the translate
@@ -30,8 +38,9 @@ def translate_texts(model: str, texts: list[str], *, prompt: PromptConfig, langu
         tr = Translator(model, prompt, language, direction, backend, work_dir=work)
         prepared = [tr.prepare(t) for t in texts]
         cache = MemoryCache()
-        tr.generate_missing((p.text for pr in prepared for p in pr.pieces if p.translate), cache,
-                            progress=backend.runtime.progress)
+        tr.generate_missing(
+            (p.text for pr in prepared for p in pr.pieces if p.translate), cache, progress=backend.runtime.progress
+        )
         outputs, lost = [], 0
         for pr in prepared:
             marked, restored = tr.assemble(pr, cache)

@@ -6,6 +6,7 @@ gives comparable text.
 * ``vllm``: ``LLM.generate`` in a worker interpreter (``runtime.worker_python``; vLLM's pins clash with
   llmcompressor's), talking through files only; tensor/data parallel from config.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from hala_exp.translation.config import BackendConfig
 
@@ -55,7 +56,7 @@ class TransformersBackend:
     def __init__(self, model_path: str, cfg: BackendConfig, eos_ids: set[int], pad_id: int):
         import torch
 
-        from hala_exp.models import load_model
+        from hala_exp.core.model_dirs import load_model
 
         device = cfg.runtime.device
         if device == "auto":
@@ -72,24 +73,35 @@ class TransformersBackend:
         order = sorted(requests, key=lambda r: (len(r.prompt_ids), r.max_new_tokens))
         bs = self.cfg.runtime.batch_size
         for start in range(0, len(order), bs):
-            batch = order[start:start + bs]
+            batch = order[start : start + bs]
             width = max(len(r.prompt_ids) for r in batch)
             ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for i, r in enumerate(batch):  # left padding: every row's generation starts at the same column
-                ids[i, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
-                mask[i, width - len(r.prompt_ids):] = 1
+                ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
+                mask[i, width - len(r.prompt_ids) :] = 1
             limit = max(r.max_new_tokens for r in batch)
             with torch.inference_mode():
                 out = self.model.generate(
-                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=limit,
-                    do_sample=False, num_beams=1, pad_token_id=self.pad_id, eos_token_id=sorted(self.eos_ids),
-                    temperature=None, top_p=None, top_k=None,
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    max_new_tokens=limit,
+                    do_sample=False,
+                    num_beams=1,
+                    pad_token_id=self.pad_id,
+                    eos_token_id=sorted(self.eos_ids),
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
                 )
             new = out[:, width:].tolist()
             # Each request keeps only its own limit, so a result never depends on its batch neighbours' limits.
-            on_done([Generation(r.key, cut_at_eos(row, self.eos_ids, r.max_new_tokens), len(r.prompt_ids))
-                     for r, row in zip(batch, new)])
+            on_done(
+                [
+                    Generation(r.key, cut_at_eos(row, self.eos_ids, r.max_new_tokens), len(r.prompt_ids))
+                    for r, row in zip(batch, new)
+                ]
+            )
 
 
 class VllmBackend:
@@ -98,8 +110,10 @@ class VllmBackend:
     def __init__(self, model_path: str, cfg: BackendConfig, eos_ids: set[int], work_dir: Path):
         python = cfg.runtime.worker_python
         if not python:
-            raise ValueError("translate.runtime.worker_python: required for backend vllm (the interpreter of the "
-                             "environment that has vllm, e.g. .venv-vllm/bin/python)")
+            raise ValueError(
+                "translate.runtime.worker_python: required for backend vllm (the interpreter of the "
+                "environment that has vllm, e.g. .venv-vllm/bin/python)"
+            )
         if not Path(python).exists():
             raise FileNotFoundError(f"translate.runtime.worker_python: {python} does not exist")
         self.python, self.model_path, self.cfg, self.eos_ids = python, model_path, cfg, eos_ids
@@ -114,19 +128,33 @@ class VllmBackend:
         req_path, out_path = self.work_dir / f"request-{stamp}.json", self.work_dir / f"result-{stamp}.jsonl"
         order = sorted(requests, key=lambda r: len(r.prompt_ids))
         by_key = {r.key: r for r in order}
-        req_path.write_text(json.dumps({
-            "model": self.model_path, "dtype": self.cfg.dtype, "trust_remote_code": self.cfg.trust_remote_code,
-            "tensor_parallel_size": self.cfg.tensor_parallel_size, "data_parallel_size": self.cfg.data_parallel_size,
-            "gpu_memory_utilization": self.cfg.gpu_memory_utilization, "max_model_len": self.cfg.max_model_len,
-            "eos_token_ids": sorted(self.eos_ids), "chunk_size": max(64, self.cfg.runtime.batch_size * 8),
-            "output": str(out_path),
-            "requests": [{"key": r.key, "prompt_token_ids": r.prompt_ids, "max_tokens": r.max_new_tokens} for r in order],
-        }))
+        req_path.write_text(
+            json.dumps(
+                {
+                    "model": self.model_path,
+                    "dtype": self.cfg.dtype,
+                    "trust_remote_code": self.cfg.trust_remote_code,
+                    "tensor_parallel_size": self.cfg.tensor_parallel_size,
+                    "data_parallel_size": self.cfg.data_parallel_size,
+                    "gpu_memory_utilization": self.cfg.gpu_memory_utilization,
+                    "max_model_len": self.cfg.max_model_len,
+                    "eos_token_ids": sorted(self.eos_ids),
+                    "chunk_size": max(64, self.cfg.runtime.batch_size * 8),
+                    "output": str(out_path),
+                    "requests": [
+                        {"key": r.key, "prompt_token_ids": r.prompt_ids, "max_tokens": r.max_new_tokens} for r in order
+                    ],
+                }
+            )
+        )
         worker = Path(__file__).with_name("vllm_worker.py")
-        proc = subprocess.Popen([self.python, str(worker), str(req_path)], preexec_fn=_die_with_parent,
-                                stdout=sys.stderr, stderr=sys.stderr)
+        proc = subprocess.Popen(
+            [self.python, str(worker), str(req_path)], preexec_fn=_die_with_parent, stdout=sys.stderr, stderr=sys.stderr
+        )
         seen, offset = set(), 0
-        deadline = None if self.cfg.runtime.worker_timeout_s is None else time.time() + self.cfg.runtime.worker_timeout_s
+        deadline = (
+            None if self.cfg.runtime.worker_timeout_s is None else time.time() + self.cfg.runtime.worker_timeout_s
+        )
         while True:
             done = proc.poll() is not None
             offset = self._drain(out_path, offset, by_key, seen, on_done)
@@ -137,7 +165,9 @@ class VllmBackend:
                 raise TimeoutError(f"vllm worker exceeded runtime.worker_timeout_s={self.cfg.runtime.worker_timeout_s}")
             time.sleep(0.5)
         if proc.returncode != 0:
-            raise RuntimeError(f"vllm worker ({self.python}) failed with exit code {proc.returncode}; request {req_path}")
+            raise RuntimeError(
+                f"vllm worker ({self.python}) failed with exit code {proc.returncode}; request {req_path}"
+            )
         missing = set(by_key) - seen
         if missing:
             raise RuntimeError(f"vllm worker returned no result for {len(missing)} request(s); request {req_path}")
@@ -158,8 +188,9 @@ class VllmBackend:
                 continue
             seen.add(rec["key"])
             req = by_key[rec["key"]]
-            gens.append(Generation(req.key, cut_at_eos(rec["token_ids"], self.eos_ids, req.max_new_tokens),
-                                   len(req.prompt_ids)))
+            gens.append(
+                Generation(req.key, cut_at_eos(rec["token_ids"], self.eos_ids, req.max_new_tokens), len(req.prompt_ids))
+            )
         if gens:
             on_done(gens)
         return offset + end

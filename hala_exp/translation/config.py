@@ -4,12 +4,13 @@ Everything outside ``BackendConfig.runtime`` changes what the translator writes 
 fingerprint; ``runtime`` (batch size, device, worker interpreter, progress, job sharding) only changes speed
 or who does the work.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hala_exp.config_check import ConfigError, in_range
+from hala_exp.core.schema import ConfigError, in_range
 
 Direction = Literal["en-xx", "xx-en"]
 
@@ -30,14 +31,18 @@ class PromptConfig:
         try:
             self.template.format(source_name="", target_name="", text="")
         except (KeyError, IndexError, ValueError) as e:
-            raise ConfigError(f"template: only {{source_name}}, {{target_name}} and {{text}} are allowed ({e})") from None
+            raise ConfigError(
+                f"template: only {{source_name}}, {{target_name}} and {{text}} are allowed ({e})"
+            ) from None
         if self.system is not None and not self.chat_template:
             raise ConfigError("system: needs chat_template: true")
 
     def messages(self, text: str, source_name: str, target_name: str) -> list[dict]:
         """The chat turns of one request: what the translator is trained on (bilingual) and asked (engine)."""
         user = self.template.format(source_name=source_name, target_name=target_name, text=text)
-        return ([{"role": "system", "content": self.system}] if self.system else []) + [{"role": "user", "content": user}]
+        return ([{"role": "system", "content": self.system}] if self.system else []) + [
+            {"role": "user", "content": user}
+        ]
 
 
 @dataclass
@@ -77,8 +82,18 @@ class ProtectConfig:
     """Spans kept out of the translator and put back byte-exact."""
 
     enabled: bool = True
-    kinds: list[str] = field(default_factory=lambda: ["code_fence", "math_block", "inline_code", "math_inline",
-                                                      "latex_command", "url", "email", "placeholder"])
+    kinds: list[str] = field(
+        default_factory=lambda: [
+            "code_fence",
+            "math_block",
+            "inline_code",
+            "math_inline",
+            "latex_command",
+            "url",
+            "email",
+            "placeholder",
+        ]
+    )
     # Reject rows whose protected share of characters exceeds this (the paper dropped code from Hermes-3,
     # arXiv 2509.14008); null keeps them.
     max_protected_ratio: float | None = None
@@ -145,7 +160,9 @@ class BackendConfig:
             raise ConfigError(f"max_new_tokens_ratio: {self.max_new_tokens_ratio} must be > 0")
         in_range("gpu_memory_utilization", self.gpu_memory_utilization, 0.05, 1.0)
         if self.name == "transformers" and (self.tensor_parallel_size > 1 or self.data_parallel_size > 1):
-            raise ConfigError("tensor_parallel_size: parallelism needs name: vllm (the transformers backend uses one device)")
+            raise ConfigError(
+                "tensor_parallel_size: parallelism needs name: vllm (the transformers backend uses one device)"
+            )
 
 
 def names(direction: str, language: LanguageConfig) -> tuple[str, str]:

@@ -1,5 +1,6 @@
 """The translation engine: protect spans, split into segments, generate the missing segments in length-sorted
 batches, rejoin and restore. Used by the translate stage and by ``translate_texts`` (eval, quantize)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,9 +9,9 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from hala_exp.translation import segments, spans
 from hala_exp.translation.backends import Generation, Request, make_backend
@@ -46,9 +47,16 @@ class MemoryCache:
 
 
 class Translator:
-    def __init__(self, model: str, prompt: PromptConfig, language: LanguageConfig, direction: str,
-                 backend: BackendConfig, work_dir: str | Path | None = None):
-        from hala_exp.models import load_tokenizer
+    def __init__(
+        self,
+        model: str,
+        prompt: PromptConfig,
+        language: LanguageConfig,
+        direction: str,
+        backend: BackendConfig,
+        work_dir: str | Path | None = None,
+    ):
+        from hala_exp.core.model_dirs import load_tokenizer
 
         self.model, self.prompt, self.language, self.direction, self.cfg = model, prompt, language, direction, backend
         self.source_name, self.target_name = names(direction, language)
@@ -63,7 +71,9 @@ class Translator:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prepare(self, text: str) -> Prepared:
-        protected = spans.protect(text, self.cfg.protect.kinds) if self.cfg.protect.enabled else spans.Protected(text, [])
+        protected = (
+            spans.protect(text, self.cfg.protect.kinds) if self.cfg.protect.enabled else spans.Protected(text, [])
+        )
         pieces = segments.split(protected.text, self.count_tokens, self.cfg.max_segment_tokens)
         return Prepared(protected, pieces)
 
@@ -131,8 +141,11 @@ class Translator:
 
     @property
     def devices(self) -> int:
-        return getattr(self._backend, "devices", 1) if self._backend else (
-            self.cfg.tensor_parallel_size * self.cfg.data_parallel_size)
+        return (
+            getattr(self._backend, "devices", 1)
+            if self._backend
+            else (self.cfg.tensor_parallel_size * self.cfg.data_parallel_size)
+        )
 
     # ------------------------------------------------------------ segments -> text
     def assemble(self, prepared: Prepared, cache) -> tuple[str, str | None]:

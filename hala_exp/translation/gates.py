@@ -3,6 +3,7 @@
 All gates look at prose only (protected spans removed from both sides), so a code-heavy turn is judged on
 its words. Thresholds live in ``GateConfig`` (our choice; the paper does not publish its filters).
 """
+
 from __future__ import annotations
 
 import re
@@ -53,8 +54,9 @@ def _norm(text: str) -> str:
     return _SPACES.sub(" ", text).strip().casefold()
 
 
-def check(source: str, output: str, target_script: str, cfg: GateConfig,
-          refusal_patterns: list[str] = ()) -> str | None:
+def check(
+    source: str, output: str, target_script: str, cfg: GateConfig, refusal_patterns: list[str] = ()
+) -> str | None:
     """The first gate ``output`` fails (empty, refusal, copy, script, length, loop), or None."""
     if not cfg.enabled:
         return None

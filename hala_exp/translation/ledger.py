@@ -1,5 +1,6 @@
 """What a translation cost: rows, tokens, time, device hours and money (the paper's headline is a total
 under $1,500, arXiv 2509.14008 abstract)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -14,7 +15,7 @@ class Ledger:
     output_tokens: int = 0
     seconds: float = 0.0  # wall time spent translating
 
-    def add(self, other: "Ledger") -> None:
+    def add(self, other: Ledger) -> None:
         for key, value in asdict(other).items():
             setattr(self, key, getattr(self, key) + value)
 
@@ -22,9 +23,15 @@ class Ledger:
         s = max(self.seconds, 1e-9)
         device_hours = self.seconds * devices / 3600
         return {
-            "ledger/rows": self.rows, "ledger/segments": self.segments, "ledger/cached_segments": self.cached_segments,
-            "ledger/input_tokens": self.input_tokens, "ledger/output_tokens": self.output_tokens,
-            "ledger/rows_per_s": self.rows / s, "ledger/input_tokens_per_s": self.input_tokens / s,
-            "ledger/output_tokens_per_s": self.output_tokens / s, "ledger/wall_hours": self.seconds / 3600,
-            "ledger/device_hours": device_hours, "ledger/cost_usd": device_hours * price_per_device_hour_usd,
+            "ledger/rows": self.rows,
+            "ledger/segments": self.segments,
+            "ledger/cached_segments": self.cached_segments,
+            "ledger/input_tokens": self.input_tokens,
+            "ledger/output_tokens": self.output_tokens,
+            "ledger/rows_per_s": self.rows / s,
+            "ledger/input_tokens_per_s": self.input_tokens / s,
+            "ledger/output_tokens_per_s": self.output_tokens / s,
+            "ledger/wall_hours": self.seconds / 3600,
+            "ledger/device_hours": device_hours,
+            "ledger/cost_usd": device_hours * price_per_device_hour_usd,
         }

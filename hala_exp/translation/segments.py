@@ -5,11 +5,12 @@ sentences are packed greedily under the budget; a sentence still over it is cut 
 between pieces, and pieces with no letters (markers, numbers, punctuation), are kept verbatim, so the
 rejoined translation keeps the source's layout.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 _PARAGRAPH_BREAK = re.compile(r"(\n[ \t]*\n\s*)")
 _LINE_BREAK = re.compile(r"(\n)")
@@ -69,7 +70,7 @@ def _split_block(block: str, count_tokens, budget: int, out: list[Piece], level:
     if not core:
         out.append(Piece(block, False))
         return
-    lead, trail = block[: len(block) - len(block.lstrip())], block[len(block.rstrip()):]
+    lead, trail = block[: len(block) - len(block.lstrip())], block[len(block.rstrip()) :]
     out.append(Piece(lead, False))
     if not has_letters(core):
         out.append(Piece(core, False))
@@ -87,7 +88,7 @@ def _cut(text: str, boundary: re.Pattern) -> list[str]:
     """[unit, sep, unit, sep, ..., unit]: the separator is the boundary's first group (whitespace)."""
     parts, pos = [], 0
     for m in boundary.finditer(text):
-        parts += [text[pos:m.start(1)], m.group(1)]
+        parts += [text[pos : m.start(1)], m.group(1)]
         pos = m.end(1)
     return parts + [text[pos:]]
 

@@ -7,13 +7,14 @@
   ``segments/job-j.jsonl``; all jobs' files are read back, so identical segments are translated once and a
   run killed mid-unit keeps what it generated. A torn last line from a killed writer is cut off on reopen.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
-from hala_exp.data import write_jsonl
+from hala_exp.data.jsonl import write_jsonl
 
 
 class UnitStore:

@@ -5,6 +5,7 @@ them through), ``restore`` puts the original bytes back. A translation whose mar
 or unknown cannot be restored: ``restore`` returns None and the caller rejects the row rather than guess.
 A literal ``[[i]]`` already in the source is itself protected, so markers are never ambiguous.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,11 @@ from dataclasses import dataclass
 KINDS = ("code_fence", "math_block", "inline_code", "math_inline", "latex_command", "url", "email", "placeholder")
 
 MARKER_RE = re.compile(r"\[\[\s*([0-9\u0660-\u0669\u06f0-\u06f9]+)\s*\]\]")  # Arabic-Indic digits accepted back
-_DIGITS = str.maketrans("\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u06f0\u06f1\u06f2\u06f3"
-                        "\u06f4\u06f5\u06f6\u06f7\u06f8\u06f9", "01234567890123456789")
+_DIGITS = str.maketrans(
+    "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u06f0\u06f1\u06f2\u06f3"
+    "\u06f4\u06f5\u06f6\u06f7\u06f8\u06f9",
+    "01234567890123456789",
+)
 _MASK = "\ue000"  # private-use character standing in for text already claimed by a span
 
 _FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})(.*)$")
@@ -194,7 +198,9 @@ def _urls(text: str) -> list[tuple[int, int]]:
 
 def restore_lenient(translated: str, spans: list[str]) -> str:
     """Best effort for evaluation: known markers restored, unknown ones dropped."""
+
     def put(m: re.Match) -> str:
         i = int(m.group(1).translate(_DIGITS))
         return spans[i] if i < len(spans) else ""
+
     return MARKER_RE.sub(put, translated)

@@ -6,6 +6,7 @@ prompts; results are appended to ``request["output"]`` as JSON lines ``{"key", "
 chunk, so the caller can stream them and a killed run keeps what it finished. ``data_parallel_size`` > 1
 starts one engine per device group, each on a slice of the requests.
 """
+
 import json
 import os
 import subprocess
@@ -34,7 +35,7 @@ def _data_parallel(request, request_path):
         part_path = f"{request_path}.dp{rank}"
         with open(part_path, "w") as fh:
             json.dump(part, fh)
-        env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(devices[rank * tp:(rank + 1) * tp]))
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(devices[rank * tp : (rank + 1) * tp]))
         procs.append(subprocess.Popen([sys.executable, __file__, part_path], env=env))
     codes = [p.wait() for p in procs]
     sys.exit(max(codes))
@@ -47,10 +48,15 @@ def main(request_path):
         _data_parallel(request, request_path)
     from vllm import LLM, SamplingParams
 
-    kwargs = dict(model=request["model"], tokenizer=request["model"], dtype=request.get("dtype", "auto"),
-                  tensor_parallel_size=request.get("tensor_parallel_size", 1),
-                  trust_remote_code=request.get("trust_remote_code", False), seed=0,
-                  skip_tokenizer_init=False)
+    kwargs = dict(
+        model=request["model"],
+        tokenizer=request["model"],
+        dtype=request.get("dtype", "auto"),
+        tensor_parallel_size=request.get("tensor_parallel_size", 1),
+        trust_remote_code=request.get("trust_remote_code", False),
+        seed=0,
+        skip_tokenizer_init=False,
+    )
     if request.get("max_model_len"):
         kwargs["max_model_len"] = request["max_model_len"]
     import torch
@@ -66,12 +72,16 @@ def main(request_path):
     reqs = request["requests"]
     chunk = int(request.get("chunk_size", 256))
     for start in range(0, len(reqs), chunk):
-        part = reqs[start:start + chunk]
-        params = [SamplingParams(temperature=0.0, max_tokens=r["max_tokens"], stop_token_ids=eos, detokenize=False)
-                  for r in part]
+        part = reqs[start : start + chunk]
+        params = [
+            SamplingParams(temperature=0.0, max_tokens=r["max_tokens"], stop_token_ids=eos, detokenize=False)
+            for r in part
+        ]
         outputs = llm.generate([{"prompt_token_ids": r["prompt_token_ids"]} for r in part], params, use_tqdm=False)
-        _append(request["output"], [{"key": r["key"], "token_ids": list(o.outputs[0].token_ids)}
-                                    for r, o in zip(part, outputs)])
+        _append(
+            request["output"],
+            [{"key": r["key"], "token_ids": list(o.outputs[0].token_ids)} for r, o in zip(part, outputs)],
+        )
 
 
 if __name__ == "__main__":  # vLLM spawns processes: the guard is required

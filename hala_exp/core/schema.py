@@ -3,6 +3,7 @@
 Supports the types our schemas use: str, int, float, bool, Literal[...], Optional[...], list[...],
 dict[...] and nested dataclasses. Unknown keys and missing required values are errors.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +14,12 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 class ConfigError(ValueError):
     """A config value that cannot run; the message names the key and what is allowed."""
+
+
+# Field metadata for a config field that changes speed or presentation, never the bytes a stage writes
+# (batch sizes of generation/eval, workers, timeouts, prices, display names):
+# ``x: int = field(default=16, metadata=NOT_FINGERPRINTED)``. The store leaves such fields out of fingerprints.
+NOT_FINGERPRINTED = {"fingerprint": False}
 
 
 def build(cls: type, data: Any, where: str) -> Any:

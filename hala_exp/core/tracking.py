@@ -3,6 +3,7 @@
 W&B is imported only when a run starts. ``mode: offline`` (the default) needs no account or network;
 ``wandb sync <run dir>/wandb/offline-run-*`` uploads later. ``mode: disabled`` turns it off.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,10 @@ def is_secret_key(key: str) -> bool:
 def redact(obj: Any) -> Any:
     """Replace the value of every key that names a token, key or password (at any depth)."""
     if isinstance(obj, dict):
-        return {k: (REDACTED if isinstance(k, str) and is_secret_key(k) and not isinstance(v, (dict, list))
-                    else redact(v)) for k, v in obj.items()}
+        return {
+            k: (REDACTED if isinstance(k, str) and is_secret_key(k) and not isinstance(v, (dict, list)) else redact(v))
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [redact(v) for v in obj]
     return obj
@@ -50,14 +53,22 @@ class StageTracker:
         self.config, self.tags = redact(config), tags
         self.run = None
 
-    def __enter__(self) -> "StageTracker":
+    def __enter__(self) -> StageTracker:
         if self.cfg.mode != "disabled":
             import wandb
 
             self.run = wandb.init(
-                project=self.cfg.project, entity=self.cfg.entity, group=self.group, job_type=self.job_type,
-                name=f"{self.group}/{self.name}", config=self.config, tags=self.tags, mode=self.cfg.mode,
-                dir=self.cfg.dir, reinit="create_new", settings=wandb.Settings(silent=True, console="off"),
+                project=self.cfg.project,
+                entity=self.cfg.entity,
+                group=self.group,
+                job_type=self.job_type,
+                name=f"{self.group}/{self.name}",
+                config=self.config,
+                tags=self.tags,
+                mode=self.cfg.mode,
+                dir=self.cfg.dir,
+                reinit="create_new",
+                settings=wandb.Settings(silent=True, console="off"),
             )
         return self
 

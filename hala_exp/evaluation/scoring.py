@@ -4,6 +4,7 @@ For each test set the stage writes ``source.txt``, ``hypotheses.txt``, ``referen
 line; newlines inside a segment become spaces, and that flattened text is exactly what is scored) and
 ``metrics.json`` with the scores, their signatures and the command that recomputes them.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ def one_line(text: str) -> str:
     return " ".join(text.replace("\r", "\n").split("\n")).strip()
 
 
-def score(hypotheses: list[str], references: list[str], tokenize: str = "13a",
-          chrf_word_order: int = 2) -> TranslationScores:
+def score(
+    hypotheses: list[str], references: list[str], tokenize: str = "13a", chrf_word_order: int = 2
+) -> TranslationScores:
     """Corpus BLEU and chrF (chrF++ when ``chrf_word_order`` = 2) of one reference stream."""
     from sacrebleu.metrics import BLEU, CHRF
 
@@ -42,20 +44,40 @@ def score(hypotheses: list[str], references: list[str], tokenize: str = "13a",
 
 def cli_command(directory: Path, tokenize: str, chrf_word_order: int) -> str:
     """The sacrebleu command that prints the same BLEU and chrF++ from the saved files."""
-    return (f"sacrebleu {shlex.quote(str(directory / 'references.txt'))} -i "
-            f"{shlex.quote(str(directory / 'hypotheses.txt'))} -m bleu chrf --tokenize {tokenize} "
-            f"--chrf-word-order {chrf_word_order} -b -w 4 -f text")
+    return (
+        f"sacrebleu {shlex.quote(str(directory / 'references.txt'))} -i "
+        f"{shlex.quote(str(directory / 'hypotheses.txt'))} -m bleu chrf --tokenize {tokenize} "
+        f"--chrf-word-order {chrf_word_order} -b -w 4 -f text"
+    )
 
 
-def save_and_score(directory: Path, sources: list[str], hypotheses: list[str], references: list[str],
-                   tokenize: str = "13a", chrf_word_order: int = 2, extra: dict | None = None) -> TranslationScores:
+def save_and_score(
+    directory: Path,
+    sources: list[str],
+    hypotheses: list[str],
+    references: list[str],
+    tokenize: str = "13a",
+    chrf_word_order: int = 2,
+    extra: dict | None = None,
+) -> TranslationScores:
     directory.mkdir(parents=True, exist_ok=True)
     for name, lines in (("source.txt", sources), ("hypotheses.txt", hypotheses), ("references.txt", references)):
         (directory / name).write_text("".join(one_line(x) + "\n" for x in lines), encoding="utf-8")
     result = score(hypotheses, references, tokenize, chrf_word_order)
-    (directory / "metrics.json").write_text(json.dumps({
-        "bleu": result.bleu, "chrf": result.chrf, "segments": result.segments,
-        "bleu_signature": result.bleu_signature, "chrf_signature": result.chrf_signature,
-        "reproduce": cli_command(directory, tokenize, chrf_word_order), **(extra or {}),
-    }, indent=2, ensure_ascii=False), encoding="utf-8")
+    (directory / "metrics.json").write_text(
+        json.dumps(
+            {
+                "bleu": result.bleu,
+                "chrf": result.chrf,
+                "segments": result.segments,
+                "bleu_signature": result.bleu_signature,
+                "chrf_signature": result.chrf_signature,
+                "reproduce": cli_command(directory, tokenize, chrf_word_order),
+                **(extra or {}),
+            },
+            indent=2,
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     return result

@@ -1,9 +1,10 @@
 """Where evaluation files live: package assets, the shared data root, or plain paths."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from hala_exp.sources import PACKAGE_SCHEME, resolve_path
+from hala_exp.data.sources import PACKAGE_SCHEME, resolve_path
 
 # The directory above the hala_exp package: the repository root in a checkout.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -1,11 +1,13 @@
 """Reading and writing the JSONL files stages exchange. Bad rows are quarantined, counted, never dropped silently."""
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Comparison report over pipeline runs: ``python -m hala_exp.report <sweep dir | run dirs...> [--out DIR]``.
+"""Comparison report over pipeline runs: ``python -m hala_exp.reporting <sweep dir | run dirs...> [--out DIR]``.
 
 Reads each run's ``summary.json`` and writes ``report.md`` and ``report.html`` (+ one PNG per plot) with a
 table of every run's varying config choices, t and metrics; metric vs slerp t; per-benchmark bars per
@@ -6,12 +6,13 @@ model; BLEU/chrF++ of the translator variants; and the Hala report's published f
 they exist. With ``--wandb-entity`` and ``--wandb-project`` it also saves a W&B Report of the runs' group
 (needs W&B online). Examples::
 
-    python -m hala_exp.report outputs/multirun/2026-11-27_10-00-00            # a sweep
-    python -m hala_exp.report outputs/runs/A outputs/runs/B --out /tmp/cmp      # chosen runs
-    python -m hala_exp.report <sweep> --wandb-entity me --wandb-project hala_exp
+    python -m hala_exp.reporting outputs/multirun/2026-11-27_10-00-00            # a sweep
+    python -m hala_exp.reporting outputs/runs/A outputs/runs/B --out /tmp/cmp      # chosen runs
+    python -m hala_exp.reporting <sweep> --wandb-entity me --wandb-project hala_exp
 
 The functions below are what the analysis notebook calls.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,9 @@ def default_out_dir(paths: list[str]) -> Path:
     raise ValueError("--out: required when comparing several directories")
 
 
-def write_report(paths: list[str | Path], out_dir: str | Path | None = None, show_paper: bool = True) -> dict[str, Path]:
+def write_report(
+    paths: list[str | Path], out_dir: str | Path | None = None, show_paper: bool = True
+) -> dict[str, Path]:
     """Write report.md, report.html and the plots; returns {"markdown", "html", <plot name>: path}."""
     sources = [str(p) for p in paths]
     out = Path(out_dir) if out_dir else default_out_dir(sources)
@@ -58,7 +61,7 @@ def publish_wandb_report(paths: list[str | Path], entity: str, project: str, gro
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m hala_exp.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hala_exp.reporting", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", help="a sweep directory (multirun/<time>), or run directories")
     parser.add_argument("--out", help="output directory (default: <sweep dir>/report)")
     parser.add_argument("--no-paper", action="store_true", help="leave the paper's figures out of the plots")
@@ -82,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in written.items():
         print(f"{name}: {path}")
     if args.wandb_entity:
-        print(f"wandb report: {publish_wandb_report(args.paths, args.wandb_entity, args.wandb_project, args.wandb_group)}")
+        print(
+            f"wandb report: {publish_wandb_report(args.paths, args.wandb_entity, args.wandb_project, args.wandb_group)}"
+        )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,6 +17,7 @@ Bad rows (missing or wrong-typed fields, empty strings, unknown roles, absurd le
 quarantined with a reason and counted, never dropped silently. Sampling is seeded per (mix seed, source
 name) through SHA-256, so a mix is the same in every process (Python's ``hash()`` is salted per process).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,21 +27,31 @@ import json
 import logging
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
-from hala_exp.config_check import ConfigError, build
-from hala_exp.data import Quarantined, read_jsonl
+from hala_exp.core.schema import ConfigError, build
+from hala_exp.data.jsonl import Quarantined, read_jsonl
 
 log = logging.getLogger(__name__)
 
-Adapter = Literal["open_orca", "sharegpt", "tulu", "messages", "alpaca", "lamini", "pairwise", "single_turn",
-                  "parallel"]
+Adapter = Literal[
+    "open_orca", "sharegpt", "tulu", "messages", "alpaca", "lamini", "pairwise", "single_turn", "parallel"
+]
 ROLES = ("system", "user", "assistant")
 # ShareGPT speaker names -> our roles. Hermes-3 uses system/human/gpt; other dumps use user/assistant.
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
-                  "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+}
 # Column names of the single-turn schemas (override per source with `columns:`).
 SINGLE_TURN_COLUMNS = {
     "open_orca": {"system": "system_prompt", "user": "question", "assistant": "response"},  # Open-Orca/OpenOrca
@@ -88,13 +99,16 @@ class SourceConfig:
                 raise ConfigError(
                     f"fraction: {self.fraction!r} is a bare integer, which is ambiguous {src}; write "
                     f"fraction: {float(self.fraction)!r} for that share of the source, or count: {self.fraction} "
-                    "for that many rows")
+                    "for that many rows"
+                )
             if self.fraction <= 0:
                 raise ConfigError(f"fraction: {self.fraction} must be > 0 (above 1.0 up-samples) {src}")
         if self.count is not None:
             if isinstance(self.count, bool) or not isinstance(self.count, int):
-                raise ConfigError(f"count: {self.count!r} must be an integer number of rows {src}; "
-                                  "use fraction: for a share of the source")
+                raise ConfigError(
+                    f"count: {self.count!r} must be an integer number of rows {src}; "
+                    "use fraction: for a share of the source"
+                )
             if self.count <= 0:
                 raise ConfigError(f"count: {self.count} must be > 0 {src}")
         if self.adapter == "single_turn" and not {"user", "assistant"} <= set(self.columns):
@@ -130,10 +144,11 @@ class BadRow(ValueError):
 
 # ---------------------------------------------------------------------------------------------------- paths
 
+
 def resolve_path(path: str) -> Path:
     """``package://pkg/rel/path`` -> the file inside the installed package; other paths as given (``~`` expanded)."""
     if path.startswith(PACKAGE_SCHEME):
-        package, _, rel = path[len(PACKAGE_SCHEME):].partition("/")
+        package, _, rel = path[len(PACKAGE_SCHEME) :].partition("/")
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise FileNotFoundError(f"{path}: package {package!r} is not installed")
@@ -162,6 +177,7 @@ def as_mix(mix: MixConfig | dict, where: str = "mix") -> MixConfig:
 
 # ---------------------------------------------------------------------------------------------------- reading
 
+
 def read_source(src: SourceConfig) -> tuple[Iterable[tuple[int, dict]], list[Quarantined]]:
     """Raw rows of a source as (1-based position, row); unreadable JSONL lines come back quarantined.
     Hub and other ``datasets`` sources are iterated lazily (Arrow-backed), not copied into Python lists."""
@@ -177,8 +193,9 @@ def read_source(src: SourceConfig) -> tuple[Iterable[tuple[int, dict]], list[Qua
         raise FileNotFoundError(f"source {src.name!r}: {path} not found")
     if path.is_file() and path.suffix == ".jsonl":
         got = read_jsonl(path)
-        return _with_line_numbers(path, got.rows, {q.line for q in got.rejects}), \
-            [dataclasses.replace(q, source=src.name) for q in got.rejects]
+        return _with_line_numbers(path, got.rows, {q.line for q in got.rejects}), [
+            dataclasses.replace(q, source=src.name) for q in got.rejects
+        ]
     return _read_with_datasets(src, path), []
 
 
@@ -199,8 +216,10 @@ def _read_with_datasets(src: SourceConfig, path: Path) -> Iterable[tuple[int, di
     suffixes = {".jsonl": "json", **LOCAL_DATASET_BUILDERS}
     builders = {suffixes[p.suffix] for p in files if p.suffix in suffixes}
     if len(builders) != 1:
-        raise ValueError(f"source {src.name!r}: {path} must hold files of one format among "
-                         f"{sorted(suffixes)}; found {sorted({p.suffix for p in files})}")
+        raise ValueError(
+            f"source {src.name!r}: {path} must hold files of one format among "
+            f"{sorted(suffixes)}; found {sorted({p.suffix for p in files})}"
+        )
     (builder,) = builders
     data_files = [str(p) for p in files if suffixes.get(p.suffix) == builder]
     try:
@@ -227,6 +246,7 @@ def _read_text_files(src: SourceConfig) -> list[tuple[int, dict]]:
 
 
 # ---------------------------------------------------------------------------------------------------- adapters
+
 
 def _text(row: dict, column: str, required: bool = True) -> str | None:
     if column not in row or row[column] is None:
@@ -285,11 +305,13 @@ def adapt(row: dict, src: SourceConfig, target_language: str | None = None) -> d
     if kind in SINGLE_TURN_COLUMNS:
         return {"messages": _single_turn(row, {**SINGLE_TURN_COLUMNS[kind], **src.columns})}
     if kind == "sharegpt":
-        return {"messages": _turns(row, src.columns.get("conversations", "conversations"), "from", "value",
-                                   SHAREGPT_ROLES)}
+        return {
+            "messages": _turns(row, src.columns.get("conversations", "conversations"), "from", "value", SHAREGPT_ROLES)
+        }
     if kind in ("tulu", "messages"):
-        return {"messages": _turns(row, src.columns.get("messages", "messages"), "role", "content",
-                                   {r: r for r in ROLES})}
+        return {
+            "messages": _turns(row, src.columns.get("messages", "messages"), "role", "content", {r: r for r in ROLES})
+        }
     if kind == "parallel":
         return _parallel(row, src, target_language)
     raise BadRow(f"unknown_adapter:{kind}")  # unreachable after config validation
@@ -306,8 +328,11 @@ def _parallel(row: dict, src: SourceConfig, target_language: str | None) -> dict
             raise BadRow("ambiguous_target_column")
         target = others[0]
     en, xx = _text(pair, en_key), _text(pair, target)
-    return {"messages": [{"role": "user", "content": xx}], "messages_en": [{"role": "user", "content": en}],
-            "language": target}
+    return {
+        "messages": [{"role": "user", "content": xx}],
+        "messages_en": [{"role": "user", "content": en}],
+        "language": target,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- code filter
@@ -333,6 +358,7 @@ def code_fraction(messages: Iterable[dict]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- ids, sampling
+
 
 def content_id(source: str, messages: list[dict]) -> str:
     payload = json.dumps([source, messages], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -362,8 +388,9 @@ def _filtered_column(raw: dict, where: dict[str, list[str]]) -> str | None:
     return None
 
 
-def adapt_source(src: SourceConfig, target_language: str | None = None, max_chars: int = 200_000,
-                 seen_ids: set[str] | None = None) -> tuple[list[dict], list[Quarantined]]:
+def adapt_source(
+    src: SourceConfig, target_language: str | None = None, max_chars: int = 200_000, seen_ids: set[str] | None = None
+) -> tuple[list[dict], list[Quarantined]]:
     """Every valid row of one source in the messages schema, and the quarantined ones with reasons."""
     raw_rows, rejects = read_source(src)
     seen = set() if seen_ids is None else seen_ids
@@ -397,8 +424,10 @@ def adapt_source(src: SourceConfig, target_language: str | None = None, max_char
     return rows, rejects
 
 
-def load_mix(mix: MixConfig | dict, target_language: str | None = None,
-             ) -> tuple[list[dict], list[Quarantined], dict[str, int]]:
+def load_mix(
+    mix: MixConfig | dict,
+    target_language: str | None = None,
+) -> tuple[list[dict], list[Quarantined], dict[str, int]]:
     """Read, adapt, quarantine and sample every source of a mix.
 
     Returns (rows, rejects, rows selected per source). Up-sampled copies get ids ``<id>#r<k>`` so that ids

@@ -4,11 +4,12 @@ Every model that moves between stages is a Hugging Face directory (safetensors, 
 chat template). Loading always asks for safetensors and keeps ``trust_remote_code`` off unless a config
 turns it on for a named model.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 # ChatML: the template of the tiny tokenizers we build (our choice; LFM2 and SmolLM2 use the same markers).
 CHATML_TEMPLATE = (
@@ -22,13 +23,22 @@ SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Tiny shapes for CPU runs and tests (our choice). head_dim 64: vLLM's CPU attention rejects 16.
 TINY_SHAPES = {
     "lfm2": dict(
-        hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=2048,
-        layer_types=["conv", "full_attention", "conv", "full_attention"], block_auto_adjust_ff_dim=False,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+        layer_types=["conv", "full_attention", "conv", "full_attention"],
+        block_auto_adjust_ff_dim=False,
     ),
     "llama": dict(
-        hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=2048,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
     ),
 }
 
@@ -42,13 +52,19 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(list(texts), trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|im_end|>", bos_token=None,
-        unk_token=None, additional_special_tokens=["<|im_start|>", "<|endoftext|>"],
+        tokenizer_object=tok,
+        pad_token="<|pad|>",
+        eos_token="<|im_end|>",
+        bos_token=None,
+        unk_token=None,
+        additional_special_tokens=["<|im_start|>", "<|endoftext|>"],
     )
     fast.chat_template = CHATML_TEMPLATE
     return fast
@@ -63,8 +79,13 @@ def build_model(architecture: str, tokenizer, seed: int = 0, **overrides):
         raise ValueError(f"architecture {architecture!r} unknown; allowed: {sorted(TINY_SHAPES)}")
     shape = {**TINY_SHAPES[architecture], **overrides}
     config = AutoConfig.for_model(
-        architecture, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, bos_token_id=None, tie_word_embeddings=True, **shape,
+        architecture,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+        **shape,
     )
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config)
@@ -88,8 +109,14 @@ def save_model_dir(model, tokenizer, out_dir: str | Path) -> Path:
     return out
 
 
-def build_tiny_model_dir(out_dir: str | Path, texts: Iterable[str], architecture: str = "lfm2",
-                         vocab_size: int = 2000, seed: int = 0, **overrides) -> Path:
+def build_tiny_model_dir(
+    out_dir: str | Path,
+    texts: Iterable[str],
+    architecture: str = "lfm2",
+    vocab_size: int = 2000,
+    seed: int = 0,
+    **overrides,
+) -> Path:
     tokenizer = build_tokenizer(texts, vocab_size)
     model = build_model(architecture, tokenizer, seed=seed, **overrides)
     return save_model_dir(model, tokenizer, out_dir)
@@ -104,15 +131,23 @@ def load_tokenizer(path: str, trust_remote_code: bool = False, revision: str | N
     return tok
 
 
-def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = False,
-               revision: str | None = None, device: str | None = None):
+def load_model(
+    path: str,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    device: str | None = None,
+):
     """Load a causal LM from safetensors only (never pickle)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
-        trust_remote_code=trust_remote_code, revision=revision, use_safetensors=True,
+        path,
+        dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
+        trust_remote_code=trust_remote_code,
+        revision=revision,
+        use_safetensors=True,
     )
     if device:
         model.to(device)
@@ -121,7 +156,7 @@ def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = Fals
 
 def embedded_texts() -> list[str]:
     """English and Arabic text shipped with the package: what tiny tokenizers are trained on."""
-    from hala_exp.data import read_jsonl
+    from hala_exp.data.jsonl import read_jsonl
 
     texts: list[str] = []
     for name in ("instructions_en.jsonl", "sft_en.jsonl", "parallel_train.jsonl", "parallel_heldout.jsonl"):
@@ -130,4 +165,4 @@ def embedded_texts() -> list[str]:
     return texts
 
 
-ASSETS = Path(__file__).parent / "assets" / "embedded"
+ASSETS = Path(__file__).parents[1] / "assets" / "embedded"

@@ -1,13 +1,14 @@
 """Content-addressed stage artifacts: ``<cache>/<kind>/<fingerprint>/``.
 
-The fingerprint is a stable hash of the stage kind, its normalised config (``runtime`` keys excluded:
-they change speed, not results; ``comment`` keys too: they document), its inputs' fingerprints, the content of its local input files and the
-versions of the libraries that change its result. A finished stage writes ``manifest.json`` and then
-the completion marker ``COMPLETE`` (both via rename, so readers never see half a file). A directory
-without the marker is an interrupted attempt: it is redone, and the stage may reuse the partial work
-it finds there (translation shards, training checkpoints). A file lock makes two processes that need
-the same stage compute it once.
+The fingerprint is a stable hash of the stage kind, its normalised config (``runtime`` keys excluded: they
+change speed, not results; ``comment`` keys too: they document), its inputs' fingerprints, the content of its
+local input files and the versions of the libraries that change its result. A finished stage writes
+``manifest.json`` and then the completion marker ``COMPLETE`` (both via rename, so readers never see half a
+file). A directory without the marker is an interrupted attempt: it is redone, and the stage may reuse the
+partial work it finds there (translation shards, training checkpoints). A file lock makes two processes that
+need the same stage compute it once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,10 +17,11 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 MARKER = "COMPLETE"
 MANIFEST = "manifest.json"
@@ -67,11 +69,16 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint(kind: str, config: dict, inputs: dict[str, str], versions: dict[str, str],
-                files: dict[str, str]) -> str:
+def fingerprint(
+    kind: str, config: dict, inputs: dict[str, str], versions: dict[str, str], files: dict[str, str]
+) -> str:
     payload = {
-        "v": FINGERPRINT_VERSION, "kind": kind, "config": normalise(config),
-        "inputs": inputs, "versions": versions, "files": files,
+        "v": FINGERPRINT_VERSION,
+        "kind": kind,
+        "config": normalise(config),
+        "inputs": inputs,
+        "versions": versions,
+        "files": files,
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 

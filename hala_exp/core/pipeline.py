@@ -4,11 +4,11 @@
 run, in order. A step that is needed but not selected must already be complete in the cache. Everything
 that can be checked (config schemas, step names, input wiring, fingerprints) is checked before any compute.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import subprocess
 import time
@@ -17,10 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hala_exp import cache as cache_mod
-from hala_exp.config_check import ConfigError, build
-from hala_exp.stages import KINDS, StageContext, StagePending, load_kind
-from hala_exp.tracking import LoggerConfig, StageTracker, redact
+from hala_exp.core import store as cache_mod
+from hala_exp.core.schema import ConfigError, build
+from hala_exp.core.stage import KINDS, StageContext, StagePending, load_kind
+from hala_exp.core.tracking import LoggerConfig, StageTracker, redact
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,15 @@ class StageOutcome:
 
 
 class Pipeline:
-    def __init__(self, steps: dict[str, Step], selected: list[str], cache_dir: str | Path,
-                 logger: LoggerConfig, group: str, tags: list[str]):
+    def __init__(
+        self,
+        steps: dict[str, Step],
+        selected: list[str],
+        cache_dir: str | Path,
+        logger: LoggerConfig,
+        group: str,
+        tags: list[str],
+    ):
         self.steps, self.selected = steps, selected
         self.store = cache_mod.ArtifactStore(cache_dir)
         self.logger, self.group, self.tags = logger, group, tags
@@ -56,7 +63,7 @@ class Pipeline:
 
     # ---------------------------------------------------------------- planning
     @classmethod
-    def from_config(cls, cfg, group: str, tags: list[str] = ()) -> "Pipeline":
+    def from_config(cls, cfg, group: str, tags: list[str] = ()) -> Pipeline:
         """Validate the whole plan from an OmegaConf config; raises ConfigError before any compute."""
         from omegaconf import OmegaConf
 
@@ -91,7 +98,9 @@ class Pipeline:
         for i, name in enumerate(selected):
             for role, upstream in steps[name].inputs.items():
                 if upstream in selected and selected.index(upstream) > i:
-                    raise ConfigError(f"pipeline.stages: {name!r} needs {upstream!r} ({role}), which is listed after it")
+                    raise ConfigError(
+                        f"pipeline.stages: {name!r} needs {upstream!r} ({role}), which is listed after it"
+                    )
         logger = build(LoggerConfig, OmegaConf.to_container(cfg.logger, resolve=True), "logger")
         pipeline = cls(steps, selected, cfg.paths.cache_dir, logger, group, list(tags))
         for name in steps:
@@ -109,7 +118,8 @@ class Pipeline:
                 raise ConfigError(f"pipeline.steps.{name}.config: {e}") from None
             inputs = {role: self._fingerprint(up) for role, up in step.inputs.items()}
             step.fingerprint = cache_mod.fingerprint(
-                step.kind, step.raw_config, inputs, cache_mod.library_versions(module.VERSIONS), files)
+                step.kind, step.raw_config, inputs, cache_mod.library_versions(module.VERSIONS), files
+            )
         return step.fingerprint
 
     # ---------------------------------------------------------------- running
@@ -122,15 +132,21 @@ class Pipeline:
             if not art.complete:
                 raise ConfigError(
                     f"pipeline.stages: {name!r} is needed by the selected stages but is neither selected nor "
-                    f"cached ({art.path}); add it to pipeline.stages")
+                    f"cached ({art.path}); add it to pipeline.stages"
+                )
         for name in self.selected:
             try:
                 outcome = self._run_step(name)
             except BaseException as e:
                 pending = isinstance(e, StagePending)
-                summary["stages"][name] = {"kind": self.steps[name].kind, "status": "pending" if pending else "failed",
-                                           "fingerprint": self.steps[name].fingerprint, "artifact": None,
-                                           "seconds": None, "wandb_run_id": None}
+                summary["stages"][name] = {
+                    "kind": self.steps[name].kind,
+                    "status": "pending" if pending else "failed",
+                    "fingerprint": self.steps[name].fingerprint,
+                    "artifact": None,
+                    "seconds": None,
+                    "wandb_run_id": None,
+                }
                 _write_json(summary_path, summary)
                 if not pending:
                     raise
@@ -172,24 +188,42 @@ class Pipeline:
             result = module.run(ctx)
             seconds = time.perf_counter() - started
             tracker.summarize({**result.metrics, "seconds": seconds})
-            art.finish({
-                "step": step.name, "kind": step.kind, "fingerprint": step.fingerprint,
-                "config": redact(step.raw_config),
-                "inputs": {r: {"step": u, "fingerprint": self.steps[u].fingerprint, "outputs": inputs[r]}
-                           for r, u in step.inputs.items()},
-                "versions": cache_mod.library_versions(module.VERSIONS),
-                "git_commit": git_commit(), "host": socket.gethostname(),
-                "wall_seconds": seconds, "metrics": result.metrics, "details": result.details,
-                "outputs": result.outputs, "wandb_run_id": tracker.run_id,
-            })
-        return StageOutcome(step.kind, "ran", step.fingerprint, str(art.path), round(seconds, 2),
-                            tracker.run_id, result.metrics)
+            art.finish(
+                {
+                    "step": step.name,
+                    "kind": step.kind,
+                    "fingerprint": step.fingerprint,
+                    "config": redact(step.raw_config),
+                    "inputs": {
+                        r: {"step": u, "fingerprint": self.steps[u].fingerprint, "outputs": inputs[r]}
+                        for r, u in step.inputs.items()
+                    },
+                    "versions": cache_mod.library_versions(module.VERSIONS),
+                    "git_commit": git_commit(),
+                    "host": socket.gethostname(),
+                    "wall_seconds": seconds,
+                    "metrics": result.metrics,
+                    "details": result.details,
+                    "outputs": result.outputs,
+                    "wandb_run_id": tracker.run_id,
+                }
+            )
+        return StageOutcome(
+            step.kind, "ran", step.fingerprint, str(art.path), round(seconds, 2), tracker.run_id, result.metrics
+        )
 
     def _cached(self, step: Step, art: cache_mod.Artifact) -> StageOutcome:
         manifest = art.manifest()
         log.info("stage %s (%s) cached: %s", step.name, step.kind, art.path)
-        return StageOutcome(step.kind, "cached", step.fingerprint, str(art.path), 0.0,
-                            manifest.get("wandb_run_id"), manifest.get("metrics", {}))
+        return StageOutcome(
+            step.kind,
+            "cached",
+            step.fingerprint,
+            str(art.path),
+            0.0,
+            manifest.get("wandb_run_id"),
+            manifest.get("metrics", {}),
+        )
 
 
 def _closure(selected: list[str], steps_raw: dict) -> list[str]:
@@ -229,8 +263,9 @@ def _write_json(path: Path, data: dict) -> None:
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -240,7 +275,7 @@ def format_table(summary: dict) -> str:
     """A readable table: every stage's status, time and key metrics."""
     rows = [("stage", "status", "seconds", "metrics")]
     for name, st in summary["stages"].items():
-        metrics = {k[len(name) + 1:]: v for k, v in summary["metrics"].items() if k.startswith(name + "/")}
+        metrics = {k[len(name) + 1 :]: v for k, v in summary["metrics"].items() if k.startswith(name + "/")}
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in list(metrics.items())[:4])
         secs = "" if st.get("seconds") is None else f"{st['seconds']:.1f}"
         rows.append((name, st["status"], secs, shown))

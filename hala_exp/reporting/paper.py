@@ -12,6 +12,7 @@ Our config choices map to these figures through ``MODEL_FIGURES`` (the ``model``
 a run of ``model=lfm2_1.2b`` is compared with Hala-1.2B. Tiny and embedded models have no published
 counterpart, so reports show no paper figure beside them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,18 +56,14 @@ AVERAGES = {
     "Hala-700M": PaperScore("Hala-700M", "average", 46.88, NANO_TABLE),
     "Hala-1.2B": PaperScore("Hala-1.2B", "average", 51.45, NANO_TABLE),
     "Hala-9B": PaperScore("Hala-9B", "average", 69.85, SMALL_TABLE),
-    "Fanar-1-9B-Instruct": PaperScore(
-        "Fanar-1-9B-Instruct", "average", 69.20, SMALL_TABLE + " (Hala-9B's base)"
-    ),
+    "Fanar-1-9B-Instruct": PaperScore("Fanar-1-9B-Instruct", "average", 69.20, SMALL_TABLE + " (Hala-9B's base)"),
 }
 
 # Translator quality, BLEU (arXiv 2509.14008, translator evaluation: the fine-tuned LFM2-1.2B translator
 # against its base model on the report's own test set; transcribed in issue 5, table number not checked).
 TRANSLATOR_BLEU = {
     "LFM2-1.2B (base)": PaperScore("LFM2-1.2B", "bleu", 16.0, TRANSLATION_TABLE),
-    "Hala translator": PaperScore(
-        "LFM2-1.2B fine-tuned (Hala translator)", "bleu", 48.2, TRANSLATION_TABLE
-    ),
+    "Hala translator": PaperScore("LFM2-1.2B fine-tuned (Hala translator)", "bleu", 48.2, TRANSLATION_TABLE),
 }
 
 # Per-benchmark scores: not transcribed (see the module docstring). Shape: {model: {benchmark: value}}.

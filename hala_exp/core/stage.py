@@ -1,0 +1,64 @@
+"""Stage kinds and the contract every stage follows.
+
+A stage is a module in this package with:
+
+* ``Config``: a dataclass describing its step config (validated before any compute);
+* ``VERSIONS``: distributions whose version changes the stage's result (part of the fingerprint);
+* ``run(ctx: StageContext) -> StageResult``: does the work inside ``ctx.out_dir``.
+
+Optionally ``input_files(config) -> list[str]``: local files whose content is part of the fingerprint, and
+``CONCURRENT = True`` for a stage whose jobs may work in one artifact directory at once (it coordinates
+them itself, e.g. translation shards split by ``shard_index/num_shards``); such a stage raises
+``StagePending`` when its job's share is done but others' is not.
+
+Stage modules import torch, transformers and friends inside ``run`` so that composing and validating a
+config stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+KINDS = ("model", "quantize", "translate", "bilingual", "train", "merge", "eval")
+
+
+class StagePending(Exception):
+    """This job finished its share of a stage; other jobs still hold the rest. Rerun to continue."""
+
+
+@dataclass
+class StageContext:
+    """What a stage gets: its step name, validated config, upstream outputs and a working directory."""
+
+    name: str
+    kind: str
+    config: Any  # the stage module's Config instance
+    inputs: dict[str, dict[str, str]]  # input role -> upstream step's outputs (absolute paths or hub ids)
+    out_dir: Path  # stable per fingerprint: partial work of an interrupted attempt is still there
+    log_metrics: Callable[[dict[str, float], int | None], None] = lambda metrics, step=None: None
+    tracker_run: Any = None  # the W&B run of this stage, or None
+
+    def input(self, role: str, key: str = "model") -> str:
+        try:
+            return self.inputs[role][key]
+        except KeyError:
+            have = {r: sorted(o) for r, o in self.inputs.items()}
+            raise KeyError(f"stage {self.name!r} needs output {key!r} of input {role!r}; it has {have}") from None
+
+
+@dataclass
+class StageResult:
+    outputs: dict[str, str]  # name -> path relative to out_dir (or an absolute path / hub id)
+    metrics: dict[str, float | int] = field(default_factory=dict)  # names relative to the stage: "split/metric"
+    details: dict[str, Any] = field(default_factory=dict)  # extra manifest content (counts, rejects, ...)
+
+
+def load_kind(kind: str) -> ModuleType:
+    if kind not in KINDS:
+        raise ValueError(f"unknown stage kind {kind!r}; allowed: {', '.join(KINDS)}")
+    return importlib.import_module(f"hala_exp.stages.{kind}")

@@ -1,0 +1,1 @@
+"""Data formats and their readers: JSONL with quarantine, source adapters and seeded mixes, path resolution."""
