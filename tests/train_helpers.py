@@ -63,7 +63,7 @@ def make_config(**overrides):
 
 def run_stage(out_dir: Path, model_dir: Path, data_path: Path, **overrides):
     from hala_exp.core.stage import StageContext
-from hala_exp.stages import train
+    from hala_exp.stages import train
 
     out_dir.mkdir(parents=True, exist_ok=True)
     logged = []
