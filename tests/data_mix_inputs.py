@@ -28,7 +28,11 @@ def _write(path: Path, rows: list) -> str:
 def write_inputs(root: Path) -> dict[str, dict]:
     root.mkdir(parents=True, exist_ok=True)
     orca = [
-        {"system_prompt": "Be brief." if i % 3 == 0 else "", "question": _text(i, 5 + i % 9), "response": _text(i + 1, 9)}
+        {
+            "system_prompt": "Be brief." if i % 3 == 0 else "",
+            "question": _text(i, 5 + i % 9),
+            "response": _text(i + 1, 9),
+        }
         for i in range(40)
     ]
     orca[5] = {"question": "no answer"}  # missing:response

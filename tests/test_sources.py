@@ -1,4 +1,4 @@
-"""Schema adapters and seeded mixes (hala_exp.data.sources)."""
+"""Schema adapters (hala_exp.data.sources) and seeded mixes built on Arrow (hala_exp.data.mixes)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,9 @@ from pathlib import Path
 import pytest
 
 from hala_exp.core.schema import ConfigError
-from hala_exp.data.sources import (
-    MixConfig,
-    SourceConfig,
-    as_mix,
-    code_fraction,
-    input_files,
-    load_mix,
-    reject_counts,
-    resolve_path,
-)
+from hala_exp.data.mixes import build_mix
+from hala_exp.data.paths import resolve
+from hala_exp.data.sources import MixConfig, SourceConfig, as_mix, code_fraction, input_files
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FLORES = SHARED / "parallel" / "flores200_devtest"
@@ -34,6 +27,24 @@ def write_jsonl(path: Path, rows: list) -> str:
 
 def mix(*sources: dict, seed: int = 0) -> dict:
     return {"seed": seed, "sources": list(sources)}
+
+
+def load_mix(config, target_language: str | None = None, out: Path | None = None) -> tuple[list, list, dict]:
+    """(rows, quarantine entries, rows per source) of a mix built by build_mix."""
+    import tempfile
+
+    out = out or Path(tempfile.mkdtemp(prefix="mix-"))
+    built = build_mix(config, out, target_language)
+    rejects = [json.loads(line) for line in built.rejects_path.read_text(encoding="utf-8").splitlines()]
+    return list(built.rows()), rejects, built.per_source
+
+
+def reject_counts(rejects: list[dict]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for q in rejects:
+        per = out.setdefault(q["source"], {})
+        per[q["reason"]] = per.get(q["reason"], 0) + 1
+    return out
 
 
 def one(tmp_path: Path, adapter: str, rows: list, **extra) -> tuple[list, list, dict]:
@@ -187,8 +198,8 @@ def test_malformed_rows_are_quarantined_with_reasons(tmp_path):
     (last,) = reasons  # the unreadable line, with the parser's message
     assert last.startswith("invalid_json") and reasons[last] == 1
     # every quarantine entry points at its line in the file
-    assert {q.reason: q.line for q in rejects}["missing:response"] == 2
-    assert {q.reason: q.line for q in rejects}["duplicate_id"] == 8
+    assert {q["reason"]: q["line"] for q in rejects}["missing:response"] == 2
+    assert {q["reason"]: q["line"] for q in rejects}["duplicate_id"] == 8
 
 
 def test_sharegpt_unknown_role_and_empty_turn(tmp_path):
@@ -200,9 +211,10 @@ def test_sharegpt_unknown_role_and_empty_turn(tmp_path):
             {"conversations": [{"from": "human", "value": ""}]},
             {"conversations": "oops"},
             {"conversations": [{"from": "gpt", "value": "only an answer"}]},
+            {"conversations": [{"from": "human", "value": "fine"}, {"from": "gpt", "value": "yes"}]},
         ],
     )
-    assert counts == {"sharegpt": 0}
+    assert counts == {"sharegpt": 1}
     assert reject_counts(rejects)["sharegpt"] == {
         "unknown_role:tool": 1,
         "empty:conversations[0].value": 1,
@@ -323,7 +335,7 @@ def test_embedded_configs_load_from_any_cwd(tmp_path, monkeypatch):
         rows, rejects, counts = load_mix(data[key], target_language="ar")
         assert rows and not rejects
         assert all(p.startswith("/") and Path(p).is_file() for p in input_files(data[key]))
-    assert resolve_path("package://hala_exp/assets/embedded/sft_en.jsonl").is_file()
+    assert resolve("package://hala_exp/assets/embedded/sft_en.jsonl").is_file()
 
 
 def test_mixconfig_object_is_validated_too():

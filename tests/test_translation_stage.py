@@ -194,7 +194,7 @@ def test_rejects_carry_reasons(model_dir, tmp_path, monkeypatch):
         ],
         max_chars=200,
     )
-    assert [q["reason"] for q in quarantined] == ["duplicate_id", "missing_messages", "bad_message", "too_long"]
+    assert [q["reason"] for q in quarantined] == ["duplicate_id", "missing_messages", "unknown_role", "too_long"]
     # a translator that loses markers -> spans_not_restored; one that copies -> gate_copy
     install_fake(monkeypatch, transform=lambda t: arabize(t.replace("[[", "(").replace("]]", ")")))
     ctx = context(stage_config(), model_dir, tmp_path / "lost")

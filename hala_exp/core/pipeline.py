@@ -114,7 +114,7 @@ class Pipeline:
             files_fn = getattr(module, "input_files", None)
             try:
                 files = {str(p): cache_mod.file_digest(p) for p in (files_fn(step.config) if files_fn else [])}
-            except FileNotFoundError as e:  # a missing local input is a plan error: report it before any compute
+            except (FileNotFoundError, ConfigError) as e:  # a missing or empty input: a plan error, before compute
                 raise ConfigError(f"pipeline.steps.{name}.config: {e}") from None
             inputs = {role: self._fingerprint(up) for role, up in step.inputs.items()}
             step.fingerprint = cache_mod.fingerprint(

@@ -1,13 +1,21 @@
-"""Reading and writing the JSONL files stages exchange. Bad rows are quarantined, counted, never dropped silently."""
+"""Reading and writing the JSONL files stages exchange. Bad rows are quarantined, counted, never dropped silently.
+
+A quarantine entry keeps the row's position (file line or row number), the reason, the first ``RAW_PREFIX``
+characters of the raw row, and the whole row's SHA-256 and length: enough to find and recognise it, never a
+5 MB row copied whole.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+RAW_PREFIX = 2000  # characters of a rejected row kept for inspection (our choice)
 
 
 @dataclass
@@ -15,7 +23,25 @@ class Quarantined:
     source: str
     line: int
     reason: str
-    raw: str
+    raw: str  # bounded to RAW_PREFIX characters on construction
+    sha256: str = ""  # of the whole raw text (UTF-8)
+    chars: int = -1  # length of the whole raw text
+
+    def __post_init__(self) -> None:
+        if not self.sha256:  # first construction (dataclasses.replace passes the digest on)
+            self.sha256 = hashlib.sha256(self.raw.encode("utf-8", "surrogatepass")).hexdigest()
+            self.chars = len(self.raw)
+            self.raw = self.raw[:RAW_PREFIX]
+
+    def entry(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "line": self.line,
+            "reason": self.reason,
+            "raw": self.raw,
+            "sha256": self.sha256,
+            "chars": self.chars,
+        }
 
 
 @dataclass
@@ -30,13 +56,13 @@ class Rows:
         return counts
 
 
-def read_jsonl(path: str | Path, required: Iterable[str] = (), max_chars: int | None = None) -> Rows:
-    """Read a JSONL file; rows that are not objects, lack a required string field or are absurdly long
-    are quarantined with their line number and reason. A file that cannot be read raises with its path."""
+def iter_jsonl(path: str | Path, source: str | None = None) -> Iterator[tuple[int, Any]]:
+    """Stream a JSONL file: (line number, parsed value) per non-blank line, or (line number, Quarantined)
+    for a line that is not UTF-8 or not JSON. Memory is one line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
-    out = Rows()
+    name = str(path) if source is None else source
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
@@ -44,30 +70,37 @@ def read_jsonl(path: str | Path, required: Iterable[str] = (), max_chars: int | 
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                out.rejects.append(Quarantined(str(path), lineno, "invalid_utf8", raw.decode("utf-8", "replace")))
+                yield lineno, Quarantined(name, lineno, "invalid_utf8", raw.decode("utf-8", "replace"))
                 continue
-            reason = None
             try:
-                row = json.loads(text)
+                yield lineno, json.loads(text)
             except json.JSONDecodeError as e:
-                row, reason = None, f"invalid_json: {e.msg}"
-            if reason is None and not isinstance(row, dict):
-                reason = "not_an_object"
-            if reason is None:
-                for key in required:
-                    value = row.get(key)
-                    if not isinstance(value, str):
-                        reason = f"missing_or_not_string:{key}"
-                        break
-                    if not value.strip():
-                        reason = f"empty:{key}"
-                        break
-            if reason is None and max_chars is not None and len(text) > max_chars:
-                reason = "too_long"
-            if reason is None:
-                out.rows.append(row)
-            else:
-                out.rejects.append(Quarantined(str(path), lineno, reason, text.rstrip("\n")))
+                yield lineno, Quarantined(name, lineno, f"invalid_json: {e.msg}", text.rstrip("\n"))
+
+
+def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> Rows:
+    """Read a small JSONL file into memory; rows that are not objects or lack a required string field are
+    quarantined with their line number and reason. A missing file raises with its path."""
+    out = Rows()
+    required = tuple(required)
+    for lineno, row in iter_jsonl(path):
+        if isinstance(row, Quarantined):
+            out.rejects.append(row)
+            continue
+        reason = None if isinstance(row, dict) else "not_an_object"
+        if reason is None:
+            for key in required:
+                value = row.get(key)
+                if not isinstance(value, str):
+                    reason = f"missing_or_not_string:{key}"
+                    break
+                if not value.strip():
+                    reason = f"empty:{key}"
+                    break
+        if reason is None:
+            out.rows.append(row)
+        else:
+            out.rejects.append(Quarantined(str(path), lineno, reason, json.dumps(row, ensure_ascii=False)))
     return out
 
 
@@ -77,13 +110,67 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return n
 
 
 def write_quarantine(path: str | Path, rejects: Iterable[Quarantined]) -> int:
-    return write_jsonl(path, ({"source": q.source, "line": q.line, "reason": q.reason, "raw": q.raw} for q in rejects))
+    return write_jsonl(path, (q.entry() for q in rejects))
+
+
+class QuarantineLog:
+    """Quarantine entries streamed to a JSONL file as they come (atomic on close), counted per source and
+    reason: memory is the counts, not the entries."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._fh = open(self._tmp, "w", encoding="utf-8")
+        self.counts: dict[str, dict[str, int]] = {}
+        self.total = 0
+
+    def add(self, q: Quarantined) -> None:
+        self._fh.write(json.dumps(q.entry(), ensure_ascii=False) + "\n")
+        per = self.counts.setdefault(q.source, {})
+        per[q.reason] = per.get(q.reason, 0) + 1
+        self.total += 1
+
+    def add_file(self, path: str | Path) -> None:
+        """Append the entries of another quarantine file (e.g. a mix's), counting them."""
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                entry = json.loads(line)
+                self._fh.write(line)
+                per = self.counts.setdefault(entry["source"], {})
+                per[entry["reason"]] = per.get(entry["reason"], 0) + 1
+                self.total += 1
+
+    def reasons(self) -> dict[str, int]:
+        """reason -> count over every source."""
+        out: dict[str, int] = {}
+        for per in self.counts.values():
+            for reason, n in per.items():
+                out[reason] = out.get(reason, 0) + n
+        return out
+
+    def close(self) -> None:
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> QuarantineLog:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.abort() if exc_type else self.close()

@@ -1,46 +1,43 @@
-"""Data sources and mixes: read English instruction sets in their own schemas and turn them into the
-messages schema every stage exchanges, then sample a seeded mix of several sources.
-
-Messages schema (one row per example)::
-
-    {"id": str, "source": str, "messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}
+"""Data sources: read instruction sets and parallel text in their own schemas and turn each row into the
+messages schema every stage exchanges (``hala_exp.data.messages``). Seeded sampling into a mix lives in
+``hala_exp.data.mixes``.
 
 Parallel sources (``adapter: parallel``) give a one-turn row whose ``messages`` hold the target-language side
 and ``messages_en`` the English side: the same shape the translate stage writes, so the bilingual stage
 treats a parallel pair and a translated turn alike.
 
-Paths: absolute, relative to the current directory, or ``package://<python package>/<path inside it>`` for
-files shipped with an installed package (``package://hala_exp/assets/embedded/sft_en.jsonl``). The package
-form works from any working directory and needs no Hydra resolver, so the embedded configs use it.
+Paths follow ``hala_exp.data.paths``: absolute, relative to the project root, or
+``package://<python package>/<path inside it>`` (what the embedded configs use).
 
-Bad rows (missing or wrong-typed fields, empty strings, unknown roles, absurd length, duplicate ids) are
-quarantined with a reason and counted, never dropped silently. Sampling is seeded per (mix seed, source
-name) through SHA-256, so a mix is the same in every process (Python's ``hash()`` is salted per process).
+Rows are streamed from the file (memory is one row). Bad rows (missing or wrong-typed fields, empty strings,
+unknown roles, a non-string id, absurd length, duplicate ids) are quarantined with a reason and their line,
+never dropped silently and never repaired: an id that is not a string (an integer id becomes its decimal
+string) is refused, not replaced by a hash.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import logging
-import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from hala_exp.core.schema import ConfigError, build
-from hala_exp.data.jsonl import Quarantined, read_jsonl
+from hala_exp.data.jsonl import Quarantined, iter_jsonl
+from hala_exp.data.messages import MAX_CHARS, ROLES, problem
+from hala_exp.data.parallel import read_aligned
+from hala_exp.data.paths import resolve
 
 log = logging.getLogger(__name__)
 
 Adapter = Literal[
     "open_orca", "sharegpt", "tulu", "messages", "alpaca", "lamini", "pairwise", "single_turn", "parallel"
 ]
-ROLES = ("system", "user", "assistant")
 # ShareGPT speaker names -> our roles. Hermes-3 uses system/human/gpt; other dumps use user/assistant.
 SHAREGPT_ROLES = {
     "system": "system",
@@ -61,7 +58,6 @@ SINGLE_TURN_COLUMNS = {
     "single_turn": {},  # every column named in `columns:`
 }
 LOCAL_DATASET_BUILDERS = {".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
-PACKAGE_SCHEME = "package://"
 
 
 @dataclass
@@ -126,7 +122,7 @@ class MixConfig:
 
     sources: list[SourceConfig]
     seed: int = 0
-    max_chars: int = 200_000  # a row longer than this (all turns) is quarantined as absurd (our choice)
+    max_chars: int = MAX_CHARS  # a row longer than this (all turns) is quarantined as too_long
 
     def check(self) -> None:
         if not self.sources:
@@ -142,30 +138,48 @@ class BadRow(ValueError):
     """A row an adapter cannot turn into messages; the message is the quarantine reason."""
 
 
-# ---------------------------------------------------------------------------------------------------- paths
-
-
-def resolve_path(path: str) -> Path:
-    """``package://pkg/rel/path`` -> the file inside the installed package; other paths as given (``~`` expanded)."""
-    if path.startswith(PACKAGE_SCHEME):
-        package, _, rel = path[len(PACKAGE_SCHEME) :].partition("/")
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(f"{path}: package {package!r} is not installed")
-        return Path(list(spec.submodule_search_locations)[0]) / rel
-    return Path(path).expanduser()
+# ---------------------------------------------------------------------------------------------------- planning
 
 
 def input_files(mix: MixConfig | dict) -> list[str]:
-    """Local files and directories a mix reads (hub sources excluded): for stage fingerprints."""
+    """Local files and directories a mix reads (hub sources excluded): for stage fingerprints. Called when the
+    pipeline plans, so it also refuses, before any compute, a local source that is empty or of which the
+    configured fraction selects no row (``ConfigError`` naming the source and file)."""
     mix = as_mix(mix)
     paths: list[str] = []
     for src in mix.sources:
-        if src.path is not None:
-            paths.append(str(resolve_path(src.path).resolve()))
-        for p in (src.text_files or {}).values():
-            paths.append(str(resolve_path(p).resolve()))
+        files = [src.path] if src.path is not None else list((src.text_files or {}).values())
+        for p in files:
+            path = resolve(p)
+            if not path.exists():
+                raise FileNotFoundError(f"source {src.name!r}: {path} not found")
+            _check_not_empty(src, path)
+            paths.append(str(path))
     return paths
+
+
+def _check_not_empty(src: SourceConfig, path: Path) -> None:
+    files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+    if not any(f.stat().st_size for f in files):
+        raise ConfigError(f"source {src.name!r}: {path} is empty: a mix source needs at least one row")
+    if path.is_dir() or path.suffix not in (".jsonl", ".txt", "") and src.text_files is None:
+        return  # a binary format: its row count is not worth reading here; the build checks it
+    if src.fraction is None:
+        return
+    # the fewest rows for which round(fraction * rows) >= 1; count no further than that
+    needed = next(n for n in range(1, 10**9) if round(src.fraction * n) >= 1)
+    lines = 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            lines += bool(raw.strip()) if src.text_files is None else 1
+            if lines >= needed:
+                return
+    if lines == 0:
+        raise ConfigError(f"source {src.name!r}: {path} is empty: a mix source needs at least one row")
+    raise ConfigError(
+        f"source {src.name!r}: fraction {src.fraction} of the {lines} row(s) in {path} selects no row; "
+        "raise the fraction or give a count"
+    )
 
 
 def as_mix(mix: MixConfig | dict, where: str = "mix") -> MixConfig:
@@ -178,38 +192,28 @@ def as_mix(mix: MixConfig | dict, where: str = "mix") -> MixConfig:
 # ---------------------------------------------------------------------------------------------------- reading
 
 
-def read_source(src: SourceConfig) -> tuple[Iterable[tuple[int, dict]], list[Quarantined]]:
-    """Raw rows of a source as (1-based position, row); unreadable JSONL lines come back quarantined.
-    Hub and other ``datasets`` sources are iterated lazily (Arrow-backed), not copied into Python lists."""
+def read_source(src: SourceConfig) -> Iterator[tuple[int, Any]]:
+    """Raw rows of a source as (1-based line or row number, row), streamed: JSONL and text files a line at
+    a time, hub and other ``datasets`` sources row by row from their memory-mapped Arrow files. A JSONL line
+    that cannot be parsed comes as (line, Quarantined)."""
     if src.text_files is not None:
-        return _read_text_files(src), []
+        yield from read_aligned(src.text_files, f"source {src.name!r}")
+        return
     if src.hub is not None:
         import datasets
 
-        ds = datasets.load_dataset(src.hub, src.subset, split=src.split, revision=src.revision)
-        return enumerate(ds, start=1), []
-    path = resolve_path(src.path)
+        yield from enumerate(datasets.load_dataset(src.hub, src.subset, split=src.split, revision=src.revision), 1)
+        return
+    path = resolve(src.path)
     if not path.exists():
         raise FileNotFoundError(f"source {src.name!r}: {path} not found")
     if path.is_file() and path.suffix == ".jsonl":
-        got = read_jsonl(path)
-        return _with_line_numbers(path, got.rows, {q.line for q in got.rejects}), [
-            dataclasses.replace(q, source=src.name) for q in got.rejects
-        ]
-    return _read_with_datasets(src, path), []
+        yield from iter_jsonl(path, src.name)
+        return
+    yield from enumerate(_load_with_datasets(src, path), start=1)
 
 
-def _with_line_numbers(path: Path, rows: list[dict], rejected_lines: set[int]) -> list[tuple[int, dict]]:
-    """read_jsonl keeps good rows in file order but not their line numbers: recover them (blank lines and
-    quarantined lines are the ones without a row), so every quarantine entry points at its file line."""
-    with open(path, "rb") as fh:
-        lines = [n for n, raw in enumerate(fh, start=1) if raw.strip() and n not in rejected_lines]
-    if len(lines) != len(rows):  # the file changed under us; positions are then only an index
-        return list(enumerate(rows, start=1))
-    return list(zip(lines, rows))
-
-
-def _read_with_datasets(src: SourceConfig, path: Path) -> Iterable[tuple[int, dict]]:
+def _load_with_datasets(src: SourceConfig, path: Path):
     import datasets
 
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -223,26 +227,9 @@ def _read_with_datasets(src: SourceConfig, path: Path) -> Iterable[tuple[int, di
     (builder,) = builders
     data_files = [str(p) for p in files if suffixes.get(p.suffix) == builder]
     try:
-        ds = datasets.load_dataset(builder, data_files=data_files, split="train")
+        return datasets.load_dataset(builder, data_files=data_files, split="train")
     except Exception as e:  # datasets wraps parse errors in many types; keep the path in the message
         raise ValueError(f"source {src.name!r}: cannot read {path}: {e}") from e
-    return enumerate(ds, start=1)
-
-
-def _read_text_files(src: SourceConfig) -> list[tuple[int, dict]]:
-    columns: dict[str, list[str]] = {}
-    for lang, p in src.text_files.items():
-        path = resolve_path(p)
-        if not path.is_file():
-            raise FileNotFoundError(f"source {src.name!r}: text file for {lang!r} not found: {path}")
-        # split on "\n" only: str.splitlines would also break at U+2028 and friends inside a sentence
-        lines = path.read_text(encoding="utf-8").split("\n")
-        columns[lang] = lines[:-1] if lines and lines[-1] == "" else lines
-    lengths = {lang: len(lines) for lang, lines in columns.items()}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"source {src.name!r}: text files are not line-aligned: {lengths}")
-    langs = list(columns)
-    return [(i, {lang: columns[lang][i - 1] for lang in langs}) for i in range(1, next(iter(lengths.values())) + 1)]
 
 
 # ---------------------------------------------------------------------------------------------------- adapters
@@ -357,28 +344,12 @@ def code_fraction(messages: Iterable[dict]) -> float:
     return code / total if total else 0.0
 
 
-# ---------------------------------------------------------------------------------------------------- ids, sampling
+# ---------------------------------------------------------------------------------------------------- rows
 
 
 def content_id(source: str, messages: list[dict]) -> str:
     payload = json.dumps([source, messages], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
-
-
-def _rng(seed: int, name: str) -> random.Random:
-    return random.Random(int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big"))
-
-
-def sample_indices(size: int, src: SourceConfig, seed: int) -> list[tuple[int, int]]:
-    """(index, repeat) pairs: whole copies when asked for more rows than there are, then a seeded sample."""
-    if size == 0:
-        return []
-    n = src.count if src.count is not None else round(src.fraction * size)
-    copies, rest = divmod(n, size)
-    rng = _rng(seed, src.name)
-    picked = [(i, r) for r in range(copies) for i in range(size)]
-    picked += [(i, copies) for i in sorted(rng.sample(range(size), rest))]
-    return picked
 
 
 def _filtered_column(raw: dict, where: dict[str, list[str]]) -> str | None:
@@ -388,67 +359,64 @@ def _filtered_column(raw: dict, where: dict[str, list[str]]) -> str | None:
     return None
 
 
-def adapt_source(
-    src: SourceConfig, target_language: str | None = None, max_chars: int = 200_000, seen_ids: set[str] | None = None
-) -> tuple[list[dict], list[Quarantined]]:
-    """Every valid row of one source in the messages schema, and the quarantined ones with reasons."""
-    raw_rows, rejects = read_source(src)
-    seen = set() if seen_ids is None else seen_ids
-    rows = []
-    for pos, raw in raw_rows:
+def _row_id(raw: dict, src: SourceConfig, turns: list[dict]) -> Any:
+    """The source's id (an integer id as its decimal string), or a content hash when the row has none. Any
+    other value is kept as it is, so that the messages validator quarantines it rather than replacing it."""
+    given = raw.get(src.columns.get("id", "id"))
+    if given is None:
+        return content_id(src.name, turns)
+    if isinstance(given, int) and not isinstance(given, bool):
+        return str(given)
+    return given
+
+
+def adapted_rows(
+    src: SourceConfig, target_language: str | None, max_chars: int, seen_ids: set[str]
+) -> Iterator[dict | Quarantined]:
+    """Every row of one source in the messages schema, in file order, or its quarantine entry. ``seen_ids``
+    is shared by the sources of a mix: an id met before is a duplicate."""
+    keys = ("messages", "messages_en") if src.adapter == "parallel" else ("messages",)
+    for pos, raw in read_source(src):
+        if isinstance(raw, Quarantined):
+            yield raw
+            continue
         try:
             if not isinstance(raw, dict):
                 raise BadRow("not_an_object")
             if (column := _filtered_column(raw, src.where)) is not None:
                 # a deliberate filter, not bad data: counted, and only the value is kept as "raw"
-                rejects.append(Quarantined(src.name, pos, f"filtered:{column}", str(raw.get(column))))
+                yield Quarantined(src.name, pos, f"filtered:{column}", str(raw.get(column)))
                 continue
-            row = adapt(raw, src, target_language)
-            chars = sum(len(m["content"]) for m in row["messages"] + row.get("messages_en", []))
-            if chars > max_chars:
-                raise BadRow("too_long")
+            adapted = adapt(raw, src, target_language)
+            row = {"id": _row_id(raw, src, [m for k in keys for m in adapted[k]]), "source": src.name, **adapted}
+            if reason := problem(row, max_chars, keys=keys):
+                raise BadRow(reason)
             if src.max_code_fraction is not None and code_fraction(row["messages"]) > src.max_code_fraction:
                 raise BadRow("code_heavy")
-            given = raw.get(src.columns.get("id", "id"))
-            if isinstance(given, (str, int)) and not isinstance(given, bool) and str(given).strip():
-                row_id = str(given)
-            else:
-                row_id = content_id(src.name, row["messages"] + row.get("messages_en", []))
-            if row_id in seen:
+            if row["id"] in seen_ids:
                 raise BadRow("duplicate_id")
-            seen.add(row_id)
+            seen_ids.add(row["id"])
         except BadRow as e:
-            rejects.append(Quarantined(src.name, pos, str(e), json.dumps(raw, ensure_ascii=False, default=str)))
+            yield Quarantined(src.name, pos, str(e), json.dumps(raw, ensure_ascii=False, default=str))
             continue
-        rows.append({"id": row_id, "source": src.name, **row})
-    return rows, rejects
+        yield row
 
 
 def load_mix(
-    mix: MixConfig | dict,
-    target_language: str | None = None,
+    mix: MixConfig | dict, target_language: str | None = None
 ) -> tuple[list[dict], list[Quarantined], dict[str, int]]:
-    """Read, adapt, quarantine and sample every source of a mix.
+    """A small mix as Python lists: (rows, quarantined rows, rows selected per source). Only for mixes that
+    fit in memory (a held-out set); stages read ``hala_exp.data.mixes.build_mix``'s Arrow dataset. Kept while
+    the translate and quantize stages still call it."""
+    import tempfile
 
-    Returns (rows, rejects, rows selected per source). Up-sampled copies get ids ``<id>#r<k>`` so that ids
-    stay unique (stages key exactly-once work by id). ``target_language`` names the target column of
-    parallel sources that do not set ``target``.
-    """
-    mix = as_mix(mix)
-    rows: list[dict] = []
-    rejects: list[Quarantined] = []
-    counts: dict[str, int] = {}
-    seen: set[str] = set()
-    for src in mix.sources:
-        valid, bad = adapt_source(src, target_language, mix.max_chars, seen)
-        rejects.extend(bad)
-        picked = sample_indices(len(valid), src, mix.seed)
-        for i, repeat in picked:
-            row = valid[i] if repeat == 0 else {**valid[i], "id": f"{valid[i]['id']}#r{repeat}"}
-            rows.append(row)
-        counts[src.name] = len(picked)
-        log.info("source %s: %d valid, %d quarantined, %d selected", src.name, len(valid), len(bad), len(picked))
-    return rows, rejects, counts
+    from hala_exp.data.mixes import build_mix
+
+    with tempfile.TemporaryDirectory(prefix="hala-mix-") as tmp:
+        built = build_mix(mix, Path(tmp), target_language)
+        rows = list(built.rows())
+        rejects = [Quarantined(**entry) for _, entry in iter_jsonl(built.rejects_path)]
+        return rows, rejects, built.per_source
 
 
 def reject_counts(rejects: Iterable[Quarantined]) -> dict[str, dict[str, int]]:

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 VERSIONS = ("transformers", "tokenizers", "torch", "vllm")
 CONCURRENT = True  # jobs split the shards (runtime.shard_index/num_shards) and share the directory
-ROLES = ("system", "user", "assistant")
 
 
 @dataclass
@@ -87,17 +86,9 @@ def validate_rows(rows: list[dict], max_chars: int) -> tuple[list[dict], list[di
 
 
 def _row_problem(row, max_chars: int) -> str | None:
-    if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"]:
-        return "missing_id"
-    msgs = row.get("messages")
-    if not isinstance(msgs, list) or not msgs:
-        return "missing_messages"
-    for m in msgs:
-        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            return "bad_message"
-    if sum(len(m["content"]) for m in msgs) > max_chars:
-        return "too_long"
-    return None
+    from hala_exp.data.messages import problem
+
+    return problem(row, max_chars)
 
 
 def translate_rows(

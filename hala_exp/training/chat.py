@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hala_exp.data.messages import problem
+
 IGNORE_INDEX = -100  # the label value torch's cross-entropy skips
 
 MASKING_STRATEGIES = ("assistant_turns", "last_assistant_turn", "all_tokens")
-ROLES = ("system", "user", "assistant")
 
 # Templates a config can name when a tokenizer has none (our choice: ChatML, the LFM2/SmolLM2 format).
 NAMED_TEMPLATES = {
@@ -68,19 +69,9 @@ def resolve_template(tokenizer, chat_template: str | None) -> str:
 
 def malformed_reason(row: Any) -> str | None:
     """Why a row cannot be a chat example (None when it can): the quarantine reason."""
-    if not isinstance(row, dict):
-        return "not_an_object"
-    messages = row.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "missing_messages"
-    for m in messages:
-        if not isinstance(m, dict):
-            return "message_not_an_object"
-        if m.get("role") not in ROLES:
-            return "unknown_role"
-        if not isinstance(m.get("content"), str):
-            return "content_not_string"
-    if not any(m["role"] == "assistant" for m in messages):
+    if reason := problem(row, None, require_id=False):
+        return reason
+    if not any(m["role"] == "assistant" for m in row["messages"]):
         return "no_assistant_turn"
     return None
 
