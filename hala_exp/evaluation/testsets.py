@@ -13,6 +13,7 @@ from typing import Literal
 
 from hala_exp.core.schema import ConfigError
 from hala_exp.data.jsonl import read_jsonl
+from hala_exp.data.parallel import read_aligned
 from hala_exp.data.paths import resolve
 
 
@@ -63,14 +64,9 @@ class ParallelText:
 def load_testset(name: str, cfg: TestSetConfig) -> ParallelText:
     if cfg.format == "text_pair":
         src_path, ref_path = resolve(cfg.source_file), resolve(cfg.reference_file)
-        sources, references = _read_lines(src_path), _read_lines(ref_path)
-        if len(sources) != len(references):
-            raise ValueError(
-                f"test set {name!r}: {src_path} has {len(sources)} lines but {ref_path} has "
-                f"{len(references)}; the two sides must be line-aligned"
-            )
+        lines = read_aligned({"source": src_path, "reference": ref_path}, f"test set {name!r}")
         origin = f"{src_path} | {ref_path}"
-        pairs, rejects = _drop_empty(zip(sources, references))
+        pairs, rejects = _drop_empty((r["source"], r["reference"]) for _, r in lines)
     elif cfg.format == "jsonl":
         path = resolve(cfg.path)
         rows = read_jsonl(path, required=[cfg.source_field, cfg.reference_field])
@@ -84,13 +80,6 @@ def load_testset(name: str, cfg: TestSetConfig) -> ParallelText:
     if not pairs:
         raise ValueError(f"test set {name!r}: no usable pairs in {origin}")
     return ParallelText(name, cfg.direction, [s for s, _ in pairs], [r for _, r in pairs], origin, rejects)
-
-
-def _read_lines(path) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"test set file not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        return [line.rstrip("\n").rstrip("\r") for line in fh]
 
 
 def _drop_empty(pairs) -> tuple[list[tuple[str, str]], dict[str, int]]:
