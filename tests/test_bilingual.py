@@ -49,7 +49,8 @@ TRANSLATED = [
 
 
 def group_config(**overrides) -> dict:
-    """The pipeline's bilingual step config: {parallel: data.parallel, prompt: translator.prompt, language}."""
+    """The pipeline's bilingual step config: {parallel: data.parallel, prompt: translator.prompt, language,
+    filter: data.bilingual_filter, seed}."""
     root = OmegaConf.to_container(
         OmegaConf.merge(
             {
@@ -65,6 +66,8 @@ def group_config(**overrides) -> dict:
         "parallel": root["data"]["parallel"],
         "prompt": root["translator"]["prompt"],
         "language": root["language"],
+        "filter": root["data"]["bilingual_filter"],
+        "seed": root["seed"],
         **overrides,
     }
 
@@ -187,3 +190,52 @@ def test_real_parallel_text_passes_the_filter(tmp_path):
     # human text would starve the translator).
     assert result.metrics["rows/flores/en-ar"] >= 190 and len(rejected) <= 10
     assert all(r["direction"] in ("en-ar", "ar-en") for r in corpus)
+
+
+def test_arrow_corpus_holds_the_jsonl_rows_and_translations_may_come_as_arrow(tmp_path):
+    import datasets
+
+    result, corpus, rejected = run_stage(tmp_path / "jsonl", TRANSLATED)
+    arrow = datasets.Dataset.from_file(str(tmp_path / "jsonl" / "out" / result.outputs["arrow"]))
+    assert list(arrow) == corpus
+    # the same translations handed over as an Arrow file (what a streaming translate stage may write)
+    as_arrow = tmp_path / "arrow_in"
+    as_arrow.mkdir()
+    datasets.Dataset.from_list(TRANSLATED).save_to_disk(str(as_arrow / "saved"))  # data-*.arrow inside
+    cfg = build(bilingual.Config, group_config(), "bilingual")
+    out = tmp_path / "out2"
+    out.mkdir()
+    again = bilingual.run(StageContext("bilingual", "bilingual", cfg, {"translations": {"data": str(as_arrow)}}, out))
+    assert (out / bilingual.CORPUS).read_bytes() == (tmp_path / "jsonl" / "out" / bilingual.CORPUS).read_bytes()
+    assert again.metrics == result.metrics
+
+
+def test_parallel_rejects_and_bad_translation_rows_are_quarantined_with_lines(tmp_path):
+    bad_parallel = tmp_path / "par.jsonl"
+    bad_parallel.write_text(
+        json.dumps({"en": "Good morning to you all.", "ar": "صباح الخير لكم جميعا."})
+        + "\n"
+        + json.dumps({"en": "x"})
+        + "\n",
+        encoding="utf-8",
+    )
+    parallel = {"seed": 0, "sources": [{"name": "par", "adapter": "parallel", "path": str(bad_parallel), "count": 1}]}
+    rows = [*TRANSLATED, {"id": 5, **{k: TRANSLATED[0][k] for k in ("messages", "messages_en")}}, "not an object"]
+    result, corpus, rejected = run_stage(tmp_path, rows, parallel=parallel)
+    by_reason = {r["reason"]: r for r in rejected}
+    assert by_reason["id_not_string"]["line"] == 4 and by_reason["not_an_object"]["line"] == 5
+    assert by_reason["missing:ar"]["source"] == "par" and by_reason["missing:ar"]["line"] == 2
+    assert all(len(r["sha256"]) == 64 and r["chars"] >= len(r["raw"]) for r in rejected)
+    assert result.metrics["rows/par/en-ar"] == 1 and result.metrics["rejected"] == len(rejected) == 5
+
+
+def test_filter_and_seed_are_wired_from_the_config_groups(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from hala_exp.core.pipeline import Pipeline
+
+    overrides = [f"paths.output_dir={tmp_path}", "seed=5", "data.bilingual_filter.min_length_ratio=0.1"]
+    with initialize_config_dir(config_dir=str(CONF)):
+        cfg = compose(config_name="config", overrides=overrides)
+    step = Pipeline.from_config(cfg, group="t").steps["bilingual"].config
+    assert step.seed == 5 and step.filter.min_length_ratio == 0.1

@@ -162,11 +162,13 @@ class QuarantineLog:
         return out
 
     def close(self) -> None:
-        self._fh.close()
-        os.replace(self._tmp, self.path)
+        if not self._fh.closed:
+            self._fh.close()
+            os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
-        self._fh.close()
+        if not self._fh.closed:
+            self._fh.close()
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> QuarantineLog:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hala_exp.data.arrow import BATCH_ROWS, turns_type, write_batches, write_rows
 from hala_exp.data.jsonl import Quarantined, QuarantineLog
 from hala_exp.data.sources import MixConfig, SourceConfig, adapted_rows, as_mix
 
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 MIX_FILE = "mix.arrow"
 REJECTS_FILE = "rejects.jsonl"
 SUMMARY_FILE = "mix.json"  # written last: its presence marks a finished build
-BATCH_ROWS = 1000  # rows per Arrow record batch, written and copied (our choice: ~1-10 MB of text)
 FORMAT = 1  # bump when the bytes of mix.arrow change for the same config
 
 
@@ -87,7 +87,7 @@ def build_mix(mix: MixConfig | dict, out_dir: Path, target_language: str | None 
             adapted = []
             for k, src in enumerate(mix.sources):
                 path = scratch / f"{k}.arrow"
-                valid = _write_rows(path, schema, _valid(src, target_language, mix.max_chars, seen, quarantine))
+                valid = write_rows(path, schema, _valid(src, target_language, mix.max_chars, seen, quarantine))
                 copies, sample = sample_plan(valid, src, mix.seed)
                 per_source[src.name] = copies * valid + len(sample)
                 bad = sum(quarantine.counts.get(src.name, {}).values())
@@ -98,7 +98,7 @@ def build_mix(mix: MixConfig | dict, out_dir: Path, target_language: str | None 
                         f"{quarantine.counts.get(src.name, {})}; see {quarantine.path} once written)"
                     )
                 adapted.append((path, copies, sample))
-            _write_batches(out_dir / MIX_FILE, schema, _selected(adapted))
+            write_batches(out_dir / MIX_FILE, schema, _selected(adapted))
         summary = {"key": key, "per_source": per_source, "rejects": quarantine.counts}
         tmp = summary_path.with_name(f".{SUMMARY_FILE}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -143,7 +143,7 @@ def sample_plan(size: int, src: SourceConfig, seed: int) -> tuple[int, np.ndarra
 def _schema(with_parallel: bool) -> pa.Schema:
     import pyarrow as pa
 
-    turns = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    turns = turns_type()
     fields = [("id", pa.string()), ("source", pa.string()), ("messages", turns)]
     if with_parallel:
         fields += [("messages_en", turns), ("language", pa.string())]
@@ -156,41 +156,6 @@ def _valid(src, target_language, max_chars, seen, quarantine: QuarantineLog) -> 
             quarantine.add(item)
         else:
             yield item
-
-
-def _batched(rows: Iterator[dict], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    import pyarrow as pa
-
-    batch: list[dict] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == BATCH_ROWS:
-            yield pa.RecordBatch.from_pylist(batch, schema=schema)
-            batch = []
-    if batch:
-        yield pa.RecordBatch.from_pylist(batch, schema=schema)
-
-
-def _write_rows(path: Path, schema: pa.Schema, rows: Iterator[dict]) -> int:
-    return _write_batches(path, schema, _batched(rows, schema))
-
-
-def _write_batches(path: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
-    """Write record batches as an Arrow stream file (what ``Dataset.from_file`` maps), atomically; returns
-    the row count."""
-    import pyarrow as pa
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    n = 0
-    try:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-            for batch in batches:
-                writer.write_batch(batch)
-                n += batch.num_rows
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return n
 
 
 def _selected(adapted: list[tuple[Path, int, np.ndarray]]) -> Iterator[pa.RecordBatch]:

@@ -17,6 +17,12 @@ target-language side with too few letters in the language's script, or an Englis
 letters; a length ratio (target chars / English chars) outside [min, max] when the English side has at least
 ``min_chars_for_ratio`` characters; a pair already seen (same direction, same texts). Rejected pairs go to
 ``rejected.jsonl`` with their reason; counts per source, direction and reason go to the manifest and metrics.
+
+Memory is bounded by a batch of rows, not the corpus: translations are streamed (JSONL line by line, or
+memory-mapped Arrow), the parallel mix is built on Arrow (``hala_exp.data.mixes``), kept pairs are written to
+an Arrow file as they pass the filter, and the seeded shuffle permutes row indices (a numpy array) and copies
+the rows in that order into ``corpus.arrow`` (what training reads) and ``corpus.jsonl`` (the same rows, for
+inspection and JSONL readers). The duplicate filter keeps a set of 16-byte digests, one per kept pair.
 """
 
 from __future__ import annotations
@@ -28,19 +34,26 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from hala_exp.core.schema import ConfigError
 from hala_exp.core.stage import StageContext, StageResult
-from hala_exp.data.jsonl import Quarantined, read_jsonl, write_jsonl, write_quarantine
+from hala_exp.data.arrow import BATCH_ROWS, turns_type, write_batches, write_rows
+from hala_exp.data.jsonl import Quarantined, QuarantineLog, iter_jsonl
+from hala_exp.data.messages import problem
 from hala_exp.data.sources import MixConfig
 from hala_exp.translation.config import LanguageConfig, PromptConfig, names
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 log = logging.getLogger(__name__)
 
-VERSIONS = ("datasets",)  # reads hub parallel corpora; the rest is plain Python
+VERSIONS = ("datasets", "pyarrow")
 CORPUS = "corpus.jsonl"
+CORPUS_ARROW = "corpus.arrow"
 REJECTED = "rejected.jsonl"
+PARALLEL_DIR = "parallel"  # the parallel mix's own directory (mix.arrow, rejects.jsonl)
 
 
 @dataclass
@@ -103,119 +116,171 @@ class Pair:
 
 def run(ctx: StageContext) -> StageResult:
     cfg: Config = ctx.config
-    rejects: list[Quarantined] = []
-    pairs = list(translated_pairs(ctx.input("translations", "data"), set(cfg.roles), rejects))
-    translated_sources = sorted({p.source for p in pairs})
-    if cfg.parallel is not None:
-        from hala_exp.data.sources import load_mix
-
-        rows, bad, _ = load_mix(cfg.parallel, target_language=cfg.language.code)
-        rejects.extend(bad)
-        pairs.extend(
-            Pair(r["id"], r["source"], r["messages_en"][0]["content"], r["messages"][0]["content"]) for r in rows
-        )
-
-    corpus, filtered = build_corpus(pairs, cfg)
-    rejects.extend(filtered)
-    if cfg.shuffle:
-        _rng(cfg.seed).shuffle(corpus)
-    write_jsonl(ctx.out_dir / CORPUS, corpus)
-    write_quarantine(ctx.out_dir / REJECTED, rejects)
-
+    out = ctx.out_dir
+    translated_sources: set[str] = set()
     counts: dict[str, dict[str, int]] = {}
-    for row in corpus:
-        per = counts.setdefault(row["source"], {})
-        per[row["direction"]] = per.get(row["direction"], 0) + 1
-    reasons: dict[str, int] = {}
-    for q in rejects:
-        reasons[q.reason] = reasons.get(q.reason, 0) + 1
-    metrics: dict[str, float | int] = {"rows": len(corpus), "rejected": len(rejects)}
+    # Entries in today's order: unreadable inputs (translations, then the parallel mix), then filtered pairs.
+    with QuarantineLog(out / REJECTED) as rejects, QuarantineLog(out / f".filtered-{REJECTED}") as filtered:
+        pairs = _all_pairs(ctx.input("translations", "data"), cfg, out, rejects, translated_sources)
+        unshuffled = out / f".unshuffled-{CORPUS_ARROW}"
+        rows = write_rows(unshuffled, _corpus_schema(), _counted(build_corpus(pairs, cfg, filtered), counts))
+        filtered.close()
+        rejects.add_file(filtered.path)
+        filtered.path.unlink()
+    _write_corpus(unshuffled, out, rows, cfg)
+    unshuffled.unlink()
+
+    reasons = rejects.reasons()
+    metrics: dict[str, float | int] = {"rows": rows, "rejected": rejects.total}
     metrics.update({f"rows/{s}/{d}": n for s, per in counts.items() for d, n in per.items()})
     metrics.update({f"rejected/{r}": n for r, n in reasons.items()})
-    log.info("bilingual corpus: %d pairs, %d rejected %s", len(corpus), len(rejects), reasons)
+    log.info("bilingual corpus: %d pairs, %d rejected %s", rows, rejects.total, reasons)
     details = {
         "rows_per_source_direction": counts,
         "rejected_per_reason": reasons,
-        "translated_sources": translated_sources,
+        "translated_sources": sorted(translated_sources),
         "rejected_file": REJECTED,
     }
-    return StageResult(outputs={"data": CORPUS}, metrics=metrics, details=details)
+    return StageResult(outputs={"data": CORPUS, "arrow": CORPUS_ARROW}, metrics=metrics, details=details)
 
 
-def translated_pairs(path: str, roles: set[str], rejects: list[Quarantined]) -> Iterator[Pair]:
+def _all_pairs(
+    translations: str, cfg: Config, out: Path, rejects: QuarantineLog, translated_sources: set[str]
+) -> Iterator[Pair]:
+    """Translated turns, then the parallel mix's pairs; the mix is built before anything streams, so a bad
+    parallel source fails the stage before the filter runs, and its rejects follow the translations'."""
+    built = None
+    if cfg.parallel is not None:
+        from hala_exp.data.mixes import build_mix
+
+        built = build_mix(cfg.parallel, out / PARALLEL_DIR, target_language=cfg.language.code)
+    files = _translation_files(Path(translations))
+    for pair in translated_pairs(files, set(cfg.roles), rejects):
+        translated_sources.add(pair.source)
+        yield pair
+    if built is not None:
+        rejects.add_file(built.rejects_path)
+        for row in built.dataset:
+            yield Pair(row["id"], row["source"], row["messages_en"][0]["content"], row["messages"][0]["content"])
+
+
+def translated_pairs(files: list[Path], roles: set[str], rejects: QuarantineLog) -> Iterator[Pair]:
     """(English, target) text of every translated turn; rows whose turns do not line up are quarantined."""
-    for file in _jsonl_files(Path(path)):
-        got = read_jsonl(file, required=("id",))
-        rejects.extend(got.rejects)
-        for pos, row in enumerate(got.rows, start=1):
-            xx, en = row.get("messages"), row.get("messages_en")
-            reason = _turns_mismatch(en, xx)
-            if reason:
-                rejects.append(Quarantined(str(file), pos, reason, json.dumps(row, ensure_ascii=False)))
+    for file in files:
+        for line, row in _translation_rows(file):
+            if isinstance(row, Quarantined):
+                rejects.add(row)
                 continue
-            source = row.get("source") if isinstance(row.get("source"), str) else Path(file).stem
-            for i, (e, x) in enumerate(zip(en, xx)):
+            reason = problem(row, None, keys=("messages_en", "messages")) or _turns_mismatch(row)
+            if reason:
+                rejects.add(Quarantined(str(file), line, reason, json.dumps(row, ensure_ascii=False, default=str)))
+                continue
+            source = row.get("source") if isinstance(row.get("source"), str) else file.stem
+            for i, (e, x) in enumerate(zip(row["messages_en"], row["messages"])):
                 if e["role"] in roles:
                     yield Pair(f"{row['id']}:{i}", source, e["content"], x["content"])
 
 
-def _jsonl_files(path: Path) -> list[Path]:
+def _translation_files(path: Path) -> list[Path]:
+    """The translate stage's output: one JSONL or Arrow file, or a directory of them."""
     if path.is_dir():
-        files = sorted(path.rglob("*.jsonl"))
+        files = sorted(path.rglob("*.arrow")) or sorted(path.rglob("*.jsonl"))
         if not files:
-            raise FileNotFoundError(f"translations: no *.jsonl files under {path}")
+            raise FileNotFoundError(f"translations: no *.arrow or *.jsonl files under {path}")
         return files
     if not path.is_file():
         raise FileNotFoundError(f"translations: {path} not found")
     return [path]
 
 
-def _turns_mismatch(en: Any, xx: Any) -> str | None:
-    if not isinstance(en, list) or not en:
-        return "missing_or_empty:messages_en"
-    if not isinstance(xx, list) or not xx:
-        return "missing_or_empty:messages"
+def _translation_rows(file: Path) -> Iterator[tuple[int, object]]:
+    if file.suffix == ".arrow":
+        import datasets
+
+        yield from enumerate(datasets.Dataset.from_file(str(file)), start=1)
+    else:
+        yield from iter_jsonl(file)
+
+
+def _turns_mismatch(row: dict) -> str | None:
+    """Both sides are valid message lists (checked before); they must pair turn by turn."""
+    en, xx = row["messages_en"], row["messages"]
     if len(en) != len(xx):
         return "turn_count_mismatch"
-    for e, x in zip(en, xx):
-        if not (isinstance(e, dict) and isinstance(x, dict)):
-            return "turn_not_an_object"
-        if not (isinstance(e.get("content"), str) and isinstance(x.get("content"), str)):
-            return "turn_content_not_string"
-        if e.get("role") != x.get("role"):
-            return "turn_role_mismatch"
+    if any(e["role"] != x["role"] for e, x in zip(en, xx)):
+        return "turn_role_mismatch"
     return None
 
 
-def build_corpus(pairs: list[Pair], cfg: Config) -> tuple[list[dict], list[Quarantined]]:
-    """Filter each pair once, then write it in every configured direction."""
+def build_corpus(pairs: Iterator[Pair], cfg: Config, rejects: QuarantineLog) -> Iterator[dict]:
+    """Filter each pair once, then yield it in every configured direction."""
     from hala_exp.translation.gates import script_ratio
 
-    corpus, rejects, seen = [], [], set()
+    seen: set[bytes] = set()
     code = cfg.language.code
     for n, pair in enumerate(pairs, start=1):
         reason = pair_rejection(pair.en, pair.xx, cfg.filter, cfg.language.script, script_ratio)
         if reason is None and cfg.filter.dedup:
-            key = hashlib.sha256(json.dumps([pair.en.strip(), pair.xx.strip()], ensure_ascii=False).encode()).digest()
-            reason = "duplicate" if key in seen else None
-            seen.add(key)
+            key = hashlib.sha256(json.dumps([pair.en.strip(), pair.xx.strip()], ensure_ascii=False).encode())
+            digest = key.digest()[:16]  # a set of 16-byte digests: collisions are out of reach at corpus sizes
+            reason = "duplicate" if digest in seen else None
+            seen.add(digest)
         if reason:
             raw = json.dumps({"id": pair.id, "en": pair.en, code: pair.xx}, ensure_ascii=False)
-            rejects.append(Quarantined(pair.source, n, reason, raw))
+            rejects.add(Quarantined(pair.source, n, reason, raw))
             continue
         for direction in cfg.directions:
             source_text, target_text = (pair.en, pair.xx) if direction == "en-xx" else (pair.xx, pair.en)
             label = f"en-{code}" if direction == "en-xx" else f"{code}-en"
-            corpus.append(
-                {
-                    "id": f"{pair.id}:{label}",
-                    "source": pair.source,
-                    "direction": label,
-                    "messages": _prompt_messages(source_text, cfg.prompt, cfg.language, direction)
-                    + [{"role": "assistant", "content": target_text}],
-                }
-            )
-    return corpus, rejects
+            yield {
+                "id": f"{pair.id}:{label}",
+                "source": pair.source,
+                "direction": label,
+                "messages": _prompt_messages(source_text, cfg.prompt, cfg.language, direction)
+                + [{"role": "assistant", "content": target_text}],
+            }
+
+
+def _counted(rows: Iterator[dict], counts: dict[str, dict[str, int]]) -> Iterator[dict]:
+    for row in rows:
+        per = counts.setdefault(row["source"], {})
+        per[row["direction"]] = per.get(row["direction"], 0) + 1
+        yield row
+
+
+def _corpus_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    fields = [("id", pa.string()), ("source", pa.string()), ("direction", pa.string()), ("messages", turns_type())]
+    return pa.schema(fields)
+
+
+def _write_corpus(unshuffled: Path, out: Path, rows: int, cfg: Config) -> None:
+    """Copy the kept rows, in the seeded shuffle's order, into corpus.arrow and corpus.jsonl."""
+    import datasets
+    import numpy as np
+
+    order = np.arange(rows)
+    if cfg.shuffle:
+        _rng(cfg.seed).shuffle(order)  # the permutation random.shuffle gives a list of that length
+    ds = datasets.Dataset.from_file(str(unshuffled)).with_format("arrow")
+
+    def batches():
+        for start in range(0, rows, BATCH_ROWS):
+            yield from ds.select(order[start : start + BATCH_ROWS])[:].to_batches()
+
+    def jsonl_mirror(batches):
+        with open(jsonl_tmp, "w", encoding="utf-8") as fh:
+            for batch in batches:
+                fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in batch.to_pylist())
+                yield batch
+
+    jsonl_tmp = out / f".{CORPUS}.tmp"
+    try:
+        write_batches(out / CORPUS_ARROW, _corpus_schema(), jsonl_mirror(batches()))
+        jsonl_tmp.replace(out / CORPUS)
+    finally:
+        jsonl_tmp.unlink(missing_ok=True)
 
 
 def pair_rejection(en: str, xx: str, f: FilterConfig, script: str, script_ratio) -> str | None:
