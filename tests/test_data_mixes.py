@@ -105,6 +105,7 @@ def test_a_source_that_selects_no_row_is_an_error_naming_it(tmp_path):
     path = _jsonl(tmp_path / "s.jsonl", [{"instruction": "", "response": "r"}])
     with pytest.raises(ValueError, match=r"source 'only_bad': no row selected \(0 valid, 1 quarantined"):
         build_mix(_lamini("only_bad", path), tmp_path / "mix")
+    assert json.loads((tmp_path / "mix" / "rejects.jsonl").read_text())["reason"] == "empty:instruction"  # kept
 
 
 def test_planning_refuses_empty_sources_and_fractions_that_select_nothing(tmp_path):

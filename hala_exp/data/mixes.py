@@ -61,10 +61,12 @@ class MixBuild:
             yield {k: v for k, v in row.items() if v is not None}
 
 
-def build_mix(mix: MixConfig | dict, out_dir: Path, target_language: str | None = None) -> MixBuild:
+def build_mix(
+    mix: MixConfig | dict, out_dir: Path, target_language: str | None = None, *, require_rows: bool = True
+) -> MixBuild:
     """Read, adapt, quarantine and sample every source of a mix into ``out_dir`` (see the module docstring).
     ``target_language`` names the target column of parallel sources that do not set ``target``. A source
-    that selects no row is an error naming it."""
+    that selects no row is an error naming it, unless ``require_rows=False`` (a caller with its own check)."""
 
     mix = as_mix(mix)
     out_dir = Path(out_dir)
@@ -92,10 +94,11 @@ def build_mix(mix: MixConfig | dict, out_dir: Path, target_language: str | None 
                 per_source[src.name] = copies * valid + len(sample)
                 bad = sum(quarantine.counts.get(src.name, {}).values())
                 log.info("source %s: %d valid, %d quarantined, %d selected", src.name, valid, bad, per_source[src.name])
-                if not per_source[src.name]:
+                if not per_source[src.name] and require_rows:
+                    quarantine.close()  # kept for inspection
                     raise ValueError(
                         f"source {src.name!r}: no row selected ({valid} valid, {bad} quarantined: "
-                        f"{quarantine.counts.get(src.name, {})}; see {quarantine.path} once written)"
+                        f"{quarantine.counts.get(src.name, {})}; see {quarantine.path})"
                     )
                 adapted.append((path, copies, sample))
             write_batches(out_dir / MIX_FILE, schema, _selected(adapted))

@@ -407,13 +407,13 @@ def load_mix(
 ) -> tuple[list[dict], list[Quarantined], dict[str, int]]:
     """A small mix as Python lists: (rows, quarantined rows, rows selected per source). Only for mixes that
     fit in memory (a held-out set); stages read ``hala_exp.data.mixes.build_mix``'s Arrow dataset. Kept while
-    the translate and quantize stages still call it."""
+    the translate and quantize stages still call it; as before, a source may select no row (callers check)."""
     import tempfile
 
     from hala_exp.data.mixes import build_mix
 
     with tempfile.TemporaryDirectory(prefix="hala-mix-") as tmp:
-        built = build_mix(mix, Path(tmp), target_language)
+        built = build_mix(mix, Path(tmp), target_language, require_rows=False)
         rows = list(built.rows())
         rejects = [Quarantined(**entry) for _, entry in iter_jsonl(built.rejects_path)]
         return rows, rejects, built.per_source
