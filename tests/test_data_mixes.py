@@ -113,6 +113,8 @@ def test_planning_refuses_empty_sources_and_fractions_that_select_nothing(tmp_pa
     empty.write_text("\n\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"source 'e': .*empty.jsonl is empty"):
         input_files(_lamini("e", str(empty)))
+    with pytest.raises(ConfigError, match=r"source 'c': .*empty.jsonl is empty"):
+        input_files(_lamini("c", str(empty), count=3))
     (tmp_path / "zero.jsonl").write_bytes(b"")
     with pytest.raises(ConfigError, match=r"source 'z': .*zero.jsonl is empty"):
         input_files(_lamini("z", str(tmp_path / "zero.jsonl")))

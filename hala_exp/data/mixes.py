@@ -67,7 +67,6 @@ def build_mix(
     """Read, adapt, quarantine and sample every source of a mix into ``out_dir`` (see the module docstring).
     ``target_language`` names the target column of parallel sources that do not set ``target``. A source
     that selects no row is an error naming it, unless ``require_rows=False`` (a caller with its own check)."""
-
     mix = as_mix(mix)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -78,6 +77,7 @@ def build_mix(
         if summary.get("key") == key:
             log.info("mix: reusing %s", out_dir / MIX_FILE)
             return _opened(out_dir, summary)
+    summary_path.unlink(missing_ok=True)  # a crash below must not leave an older summary beside new files
 
     schema = _schema(any(s.adapter == "parallel" for s in mix.sources))
     scratch = out_dir / f".adapted-{os.getpid()}"

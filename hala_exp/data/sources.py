@@ -162,22 +162,25 @@ def _check_not_empty(src: SourceConfig, path: Path) -> None:
     files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
     if not any(f.stat().st_size for f in files):
         raise ConfigError(f"source {src.name!r}: {path} is empty: a mix source needs at least one row")
-    if path.is_dir() or path.suffix not in (".jsonl", ".txt", "") and src.text_files is None:
-        return  # a binary format: its row count is not worth reading here; the build checks it
-    if src.fraction is None:
-        return
-    # the fewest rows for which round(fraction * rows) >= 1; count no further than that
-    needed = next(n for n in range(1, 10**9) if round(src.fraction * n) >= 1)
-    lines = 0
+    if src.text_files is None and (path.is_dir() or path.suffix != ".jsonl"):
+        return  # parquet, csv, a directory: the build counts their rows
+    # Count rows (JSONL: non-blank lines; text: every line) only as far as the check needs: one row for a
+    # count, else the fewest rows of which the fraction selects one (round(fraction * rows) >= 1).
+    needed = 1
+    if src.fraction is not None:
+        needed = max(1, int(0.5 / src.fraction))
+        while round(src.fraction * needed) < 1:  # a step or two past 0.5 / fraction (round half to even)
+            needed += 1
+    rows = 0
     with open(path, "rb") as fh:
         for raw in fh:
-            lines += bool(raw.strip()) if src.text_files is None else 1
-            if lines >= needed:
+            rows += 1 if src.text_files is not None else bool(raw.strip())
+            if rows >= needed:
                 return
-    if lines == 0:
+    if rows == 0:
         raise ConfigError(f"source {src.name!r}: {path} is empty: a mix source needs at least one row")
     raise ConfigError(
-        f"source {src.name!r}: fraction {src.fraction} of the {lines} row(s) in {path} selects no row; "
+        f"source {src.name!r}: fraction {src.fraction} of the {rows} row(s) in {path} selects no row; "
         "raise the fraction or give a count"
     )
 
