@@ -154,7 +154,7 @@ def input_files(mix: MixConfig | dict) -> list[str]:
             if not path.exists():
                 raise FileNotFoundError(f"source {src.name!r}: {path} not found")
             _check_not_empty(src, path)
-            paths.append(str(path))
+            paths.append(str(path.resolve()))
     return paths
 
 

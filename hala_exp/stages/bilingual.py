@@ -119,9 +119,11 @@ def run(ctx: StageContext) -> StageResult:
     out = ctx.out_dir
     translated_sources: set[str] = set()
     counts: dict[str, dict[str, int]] = {}
-    # Entries in today's order: unreadable inputs (translations, then the parallel mix), then filtered pairs.
+    # The Arrow copy of the translations when the translate stage offers one (output "arrow"), else its JSONL.
+    translations = ctx.inputs.get("translations", {}).get("arrow") or ctx.input("translations", "data")
+    # Entries in input order: unusable rows (translations, then the parallel mix), then filtered pairs.
     with QuarantineLog(out / REJECTED) as rejects, QuarantineLog(out / f".filtered-{REJECTED}") as filtered:
-        pairs = _all_pairs(ctx.input("translations", "data"), cfg, out, rejects, translated_sources)
+        pairs = _all_pairs(translations, cfg, out, rejects, translated_sources)
         unshuffled = out / f".unshuffled-{CORPUS_ARROW}"
         rows = write_rows(unshuffled, _corpus_schema(), _counted(build_corpus(pairs, cfg, filtered), counts))
         filtered.close()
