@@ -1,5 +1,9 @@
 """Arrow files the data stages write: record batches streamed into an Arrow IPC stream file (the format
-``datasets.Dataset.from_file`` memory-maps), atomically, so a reader never maps half a file."""
+``datasets.Dataset.from_file`` memory-maps), atomically, so a reader never maps half a file.
+
+Why not ``Dataset.from_generator``: it writes into the ``datasets`` cache under a key hashed from the
+generator's code and arguments, not from the file it reads, so an edited source file at the same path can be
+served from a stale cache; here the file lands in the stage's own content-addressed artifact directory."""
 
 from __future__ import annotations
 
