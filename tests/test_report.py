@@ -198,3 +198,24 @@ def test_wandb_report_is_built_offline_for_the_group(sweep):
         other = load_runs([sweep])
         other[0].group = "another"
         build_wandb_report(other, entity="someone", project="hala_exp")
+
+
+def test_a_stand_in_is_labelled_as_one_and_meets_no_published_score(tmp_path):
+    import math
+
+    from hala_exp.reporting.plots import benchmarks_by_model
+
+    sweep_dir = tmp_path / "s"
+    write_example_sweep(sweep_dir, t_values=(0.5,), models=("lfm2_1.2b",))
+    summary = sweep_dir / "0" / "summary.json"
+    data = json.loads(summary.read_text())
+    data["metrics"]["eval/local/arabic_mmlu_ht/acc_norm"] = 0.3  # a stand-in that borrows a paper name
+    summary.write_text(json.dumps(data))
+    fig = benchmarks_by_model(load_runs([sweep_dir]))
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert "local/arabic_mmlu_ht" in labels and "ArbMMLU-HT" in labels
+    paper_bars = ax.containers[-1]  # the published series is drawn last
+    assert paper_bars.get_label() == "paper: Hala-1.2B"
+    heights = dict(zip(labels, (bar.get_height() for bar in paper_bars)))
+    assert math.isnan(heights["local/arabic_mmlu_ht"]) and heights["ArbMMLU-HT"] == pytest.approx(0.442)

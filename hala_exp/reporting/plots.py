@@ -144,8 +144,9 @@ def benchmarks_by_model(runs: list[Run], show_paper: bool = True):
 
 
 def _bench_name(group: str) -> str:
-    """``oall/arabic_mmlu`` -> ``arabic_mmlu``: the paper's table knows benchmarks by their last name."""
-    return group.rsplit("/", 1)[-1]
+    """``oall/arabic_mmlu`` -> ``arabic_mmlu``: the paper's table knows benchmarks by their last name. A stand-in
+    (``local/<name>``) keeps its whole name: it is labelled as a stand-in and never meets a published score."""
+    return group if group.startswith("local/") else group.rsplit("/", 1)[-1]
 
 
 def translator_scores(runs: list[Run], show_paper: bool = True):
