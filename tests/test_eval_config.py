@@ -43,6 +43,7 @@ def test_hala_config_pins_six_benchmarks_with_exact_task_strings():
     assert mmlu.format == "paired" and mmlu.key == ["_config", "_index"]
     assert (mmlu.source.hub_id, mmlu.reference.hub_id) == ("cais/mmlu", "MBZUAI/human_translated_arabic_mmlu")
     assert mmlu.source.configs == mmlu.reference.configs and len(mmlu.source.configs) == 57
+    assert mmlu.agree_fields == ["answer"]  # reordered translated rows are caught, not scored
     assert cfg.benchmarks.is_paper_suite()  # so its average is also logged as six_benchmark_mean
 
 

@@ -112,3 +112,26 @@ def test_bad_paired_config_refused(tmp_path, patch, error):
     raw = {"format": "paired", "source": source, "reference": reference, "key": ["_index"], **patch}
     with pytest.raises(ConfigError, match=error):
         build(testsets.TestSetConfig, raw, "t")
+
+
+def test_rows_reordered_inside_a_subject_are_caught_by_agree_fields(tmp_path):
+    """Positions alone cannot see a reordered translation; the answer index both sides share can."""
+    en = [{"question": f"Q{i}", "answer": i % 4} for i in range(8)]
+    ar = [{"question": f"س{i}", "answer": i % 4} for i in range(8)]
+    ar[2], ar[3] = ar[3], ar[2]  # two translated rows swapped
+    side = lambda path, rows: {"text_fields": ["question"], "files": {"x": _write(path, rows)}}  # noqa: E731
+    raw = {
+        "format": "paired",
+        "source": side(tmp_path / "en.jsonl", en),
+        "reference": side(tmp_path / "ar.jsonl", ar),
+        "key": ["_config", "_index"],
+        "agree_fields": ["answer"],
+    }
+    build_set = lambda extra: build(testsets.TestSetConfig, {**raw, **extra}, "t")  # noqa: E731
+    with pytest.raises(
+        ValueError, match=r"2 of 8 pairs disagree on \['answer'\].*first misaligned key \(_config='x', _index=2\)"
+    ):
+        load_testset("m", build_set({}))
+    ts = load_testset("m", build_set({"max_disagreement": 0.25}))  # tolerated: the two pairs are quarantined
+    assert ts.rejects == {"agree_fields_differ": 2} and ("Q2", "س2") not in zip(ts.sources, ts.references)
+    assert list(zip(ts.sources, ts.references))[:2] == [("Q0", "س0"), ("Q1", "س1")]

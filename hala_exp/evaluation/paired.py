@@ -8,9 +8,12 @@ plus two computed parts, ``_config`` (the hub config, or the local file's ``name
 ``[_config, _index]``: the subject config and the row number inside it.
 
 Alignment is checked, not assumed: both sides must hold exactly the same keys, each once; otherwise the
-load fails naming the first key that is on one side only (or repeated), so a reordered or truncated
-translation is found before any model runs. Rows that cannot be read or have an empty text still count
-for ``_index`` (positions stay aligned) and their pair is quarantined and counted.
+load fails naming the first key that is on one side only (or repeated), so a truncated translation is found
+before any model runs. A key made of positions cannot see rows reordered inside a subject, so
+``agree_fields`` names columns both sides share (MMLU's ``answer`` index): a pair whose values differ is
+quarantined, and more than ``max_disagreement`` of them fails the load naming the first such key. Rows that
+cannot be read or have an empty text still count for ``_index`` (positions stay aligned) and their pair is
+quarantined and counted.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class PairedSide:
 class PairedRows:
     keys: list[tuple]
     texts: dict[tuple, str | None]  # None: unreadable row or empty text
+    agree: dict[tuple, tuple] = field(default_factory=dict)  # key -> values of the agree_fields
 
 
 def check_key(key: list[str]) -> None:
@@ -61,8 +65,8 @@ def check_key(key: list[str]) -> None:
         raise ConfigError(f"key: {key} repeats a part")
 
 
-def load_side(side: PairedSide, key: list[str], what: str) -> PairedRows:
-    """Every row's key (in order) and text; a key that repeats on one side raises naming it."""
+def load_side(side: PairedSide, key: list[str], what: str, agree_fields: list[str] = ()) -> PairedRows:
+    """Every row's key (in order), text and agree_fields values; a key that repeats on one side raises."""
     counters: dict[tuple, int] = {}
     out = PairedRows([], {})
     for config, origin, row in _rows(side):
@@ -87,11 +91,24 @@ def load_side(side: PairedSide, key: list[str], what: str) -> PairedRows:
             raise ValueError(f"{what}: key {_show(key, k)} occurs twice ({origin}); the key must name one row")
         out.keys.append(k)
         out.texts[k] = None if row is None else _text(row, side.text_fields, origin, what)
+        if row is not None and agree_fields:
+            absent = [f for f in agree_fields if f not in row]
+            if absent:
+                raise ValueError(f"{what}: {origin} has no agree field(s) {absent} (columns: {sorted(row)})")
+            out.agree[k] = tuple(row[f] for f in agree_fields)
     return out
 
 
-def align(name: str, key: list[str], source: PairedRows, reference: PairedRows):
-    """(pairs in source order, rejects): raises at the first key present on one side only."""
+def align(
+    name: str,
+    key: list[str],
+    source: PairedRows,
+    reference: PairedRows,
+    agree_fields: list[str] = (),
+    max_disagreement: float = 0.0,
+):
+    """(pairs in source order, rejects): raises at the first key present on one side only, or at the first
+    disagreeing pair when more than ``max_disagreement`` of the pairs disagree on ``agree_fields``."""
     missing = next((k for k in source.keys if k not in reference.texts), None)
     extra = next((k for k in reference.keys if k not in source.texts), None)
     if missing is not None or extra is not None:
@@ -104,13 +121,24 @@ def align(name: str, key: list[str], source: PairedRows, reference: PairedRows):
             f"test set {name!r}: the two sides are not aligned on key {key}: first misaligned key {where} "
             f"(source {len(source.keys)} rows, reference {len(reference.keys)})"
         )
-    pairs, rejects = [], {}
+    pairs, rejects, disagreeing = [], {}, []
     for k in source.keys:
         s, r = source.texts[k], reference.texts[k]
         if s is None or r is None or not s.strip() or not r.strip():
             rejects["empty_or_unreadable_side"] = rejects.get("empty_or_unreadable_side", 0) + 1
+        elif agree_fields and source.agree.get(k) != reference.agree.get(k):
+            disagreeing.append(k)
         else:
             pairs.append((s, r))
+    if disagreeing:
+        k = disagreeing[0]
+        if len(disagreeing) > max_disagreement * len(source.keys):
+            raise ValueError(
+                f"test set {name!r}: {len(disagreeing)} of {len(source.keys)} pairs disagree on {agree_fields} "
+                f"(allowed: {max_disagreement:.1%}); first misaligned key {_show(key, k)}: source "
+                f"{source.agree.get(k)}, reference {reference.agree.get(k)}"
+            )
+        rejects["agree_fields_differ"] = len(disagreeing)
     return pairs, rejects
 
 

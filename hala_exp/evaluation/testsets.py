@@ -35,6 +35,8 @@ class TestSetConfig:
     source: PairedSide | None = None  # paired: the English side and the reference side, joined on `key`
     reference: PairedSide | None = None
     key: list[str] = field(default_factory=list)  # paired: columns, _config (hub config) and/or _index
+    agree_fields: list[str] = field(default_factory=list)  # paired: columns both sides must share per pair
+    max_disagreement: float = 0.0  # paired: share of pairs that may disagree (quarantined) before it fails
     limit: int | None = None  # first N pairs
     comment: str = ""
 
@@ -52,6 +54,8 @@ class TestSetConfig:
             from hala_exp.evaluation.paired import check_key
 
             check_key(self.key)
+            if not 0.0 <= self.max_disagreement < 1.0:
+                raise ConfigError(f"max_disagreement: {self.max_disagreement} must be in [0, 1)")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit: {self.limit} must be >= 1 (or null for all pairs)")
 
@@ -91,9 +95,9 @@ def load_testset(name: str, cfg: TestSetConfig) -> ParallelText:
     elif cfg.format == "paired":
         from hala_exp.evaluation.paired import align, load_side
 
-        src = load_side(cfg.source, cfg.key, f"test set {name!r} source")
-        ref = load_side(cfg.reference, cfg.key, f"test set {name!r} reference")
-        pairs, rejects = align(name, cfg.key, src, ref)
+        src = load_side(cfg.source, cfg.key, f"test set {name!r} source", cfg.agree_fields)
+        ref = load_side(cfg.reference, cfg.key, f"test set {name!r} reference", cfg.agree_fields)
+        pairs, rejects = align(name, cfg.key, src, ref, cfg.agree_fields, cfg.max_disagreement)
         origin = f"{cfg.source.describe()} | {cfg.reference.describe()} on {cfg.key}"
     else:
         pairs, rejects = _drop_empty(_hub_pairs(name, cfg))
