@@ -1,4 +1,4 @@
-"""Arabic benchmarks through lighteval 0.13.0 and the Hala report's six-benchmark average.
+"""Arabic benchmarks through lighteval 0.13.0: per-benchmark scores, their average, the six-benchmark mean.
 
 The config names benchmarks and pins their lighteval task strings (``name|fewshot``). Scores are the
 tasks' own metric (loglikelihood accuracy with character-length normalisation, ``acc_norm``), in percent
