@@ -157,9 +157,11 @@ def test_paths_hold_no_false_latex_spans():
     assert spans.protect(r"In C:\Program Files\App there.").spans == [r"C:\Program"]
 
 
-def test_indented_lines_that_continue_a_list_are_prose():
+def test_indented_lines_that_continue_a_list_or_have_no_code_signal_are_prose():
     text = "Steps:\n\n1. Install it.\n\n    Then read the notes.\n\nDone."
     assert spans.protect(text).spans == []
+    recipe = "Ingredients:\n\n    two cups of water\n    one egg (optional)\n    vanilla\n\nMix them."
+    assert spans.protect(recipe).spans == []  # indented prose in chat data: translated, not kept as code
 
 
 # ------------------------------------------------------------------ the translate stage rejects damaged spans

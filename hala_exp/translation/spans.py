@@ -6,14 +6,15 @@ or unknown cannot be restored: ``restore`` returns None and the caller rejects t
 A literal ``[[i]]`` already in the source is itself protected, so markers are never ambiguous.
 
 Kinds, in priority order (an earlier kind claims its text first; later ones never reach inside it):
-fenced and indented code blocks (CommonMark), display math, inline code, HTML/XML tags (with their
-attributes, comments, ``<?xml?>`` / ``<!DOCTYPE>``), inline math, URLs, e-mails, file-system paths (POSIX and
-Windows, so ``C:\\Users\\new`` holds no false LaTeX ``\\new``), LaTeX commands, template placeholders (Jinja /
-Django ``{{ }}`` ``{% %}`` ``{# #}``, Python ``{name!r:>10}``, ICU ``{count, plural, ...}``, ``${VAR}``) and
-printf specifiers (``%.2f``, ``%-5d``, ``%(name)s``, ``%%``; a ``%`` after a digit or before a space is prose:
-"100% done"). Tags are kept whole, ``alt`` and ``title`` text included: translating attribute text would need
-the tag split around it, and a translator that breaks a quote breaks the page, so we keep it untranslated.
-Only the tags are protected: the text between them is translated.
+fenced and indented code blocks (CommonMark; an indented block without a code signal is prose), display
+math, inline code, HTML/XML tags (with their attributes, comments, ``<?xml?>`` / ``<!DOCTYPE>``), inline
+math, URLs, e-mails, file-system paths (POSIX and Windows, so ``C:\\Users\\new`` holds no false LaTeX
+``\\new``), LaTeX commands, template placeholders (Jinja / Django ``{{ }}`` ``{% %}`` ``{# #}``, Python
+``{name!r:>10}``, ICU ``{count, plural, ...}``, ``${VAR}``) and printf specifiers (``%.2f``, ``%-5d``,
+``%(name)s``, ``%%``; a ``%`` after a digit or before a space is prose: "100% done"). Tags are kept whole,
+``alt`` and ``title`` text included: translating attribute text would need the tag split around it, and a
+translator that breaks a quote breaks the page, so we keep it untranslated. Only the tags are protected:
+the text between them is translated.
 """
 
 from __future__ import annotations
@@ -96,6 +97,13 @@ _WINDOWS_PATH = re.compile(
     rf"|(?<![\w\\])\\\\[\w.$-]+(?:\\{_WIN_FORBIDDEN}+)+"  # UNC: \\\\server\\share\\...
 )
 _LIST_ITEM = re.compile(r"^[ \t]{0,3}(?:[-*+]|\d{1,9}[.)])[ \t]")
+# Indented text in chat data is often prose (an indented recipe or poem); a block counts as code only when a
+# line shows a code signal: punctuation prose rarely has, a call, a keyword at the start, or a shell prompt.
+_CODE_SIGNAL = re.compile(
+    r"[;{}=<>\[\]]|[A-Za-z0-9_]\(|^\s*(?:def|class|return|import|from|for|while|if|else|elif|try|except|print"
+    r"|var|let|const|function|public|private|static|void|int|#include|SELECT|INSERT|UPDATE|DELETE)\b|^\s*[$>#]\s",
+    re.M,
+)
 
 
 @dataclass
@@ -270,7 +278,7 @@ def restore_lenient(translated: str, spans: list[str]) -> str:
 
 def _indented_code(text: str) -> list[tuple[int, int]]:
     """CommonMark indented code: lines indented 4+ columns after a blank line (or at the start), not a list's
-    continuation; the block ends at its last indented line (trailing blank lines stay prose)."""
+    continuation, with a code signal; the block ends at its last indented line (trailing blanks stay prose)."""
     lines = text.splitlines(keepends=True)
     offsets, pos = [], 0
     for line in lines:
@@ -287,7 +295,9 @@ def _indented_code(text: str) -> list[tuple[int, int]]:
                 j += 1
             while blank[j]:
                 j -= 1
-            found.append((offsets[i], offsets[j] + len(lines[j].rstrip("\r\n"))))
+            end = offsets[j] + len(lines[j].rstrip("\r\n"))
+            if _CODE_SIGNAL.search(text, offsets[i], end):
+                found.append((offsets[i], end))
             i = j + 1
         else:
             i += 1
