@@ -186,12 +186,21 @@ def build_document(runs: list[Run], images: dict[str, Path], out_dir: Path, sour
             )
         )
     captions = {
-        "metric_vs_t": ("Metric vs slerp t", "The star is the paper's result at its t."),
-        "benchmarks_by_model": ("Benchmarks per model", "Hatched bars are published figures."),
+        "metric_vs_t": (
+            "Metric vs slerp t",
+            "The star is the paper's six-benchmark mean at its t ([A], recomputed), drawn only for runs that "
+            "measured those six on hub data.",
+        ),
+        "benchmarks_by_model": (
+            "Benchmarks per model",
+            "Hatched bars are published figures ([A]), drawn only beside runs that measured the paper's six on hub "
+            "data; local/ benchmarks are stand-ins and never meet one.",
+        ),
         "translator_scores": (
             "Translator BLEU / chrF++",
             "One bar per distinct translator (runs that share the "
-            "translator's fingerprint measured the same model). The paper's test set is its own.",
+            "translator's fingerprint measured the same model). The paper's BLEU / chrF++ ([S]) are on its own "
+            "EN->AR MMLU set, shown as a separate group.",
         ),
     }
     for name, path in images.items():
