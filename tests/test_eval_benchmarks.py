@@ -41,18 +41,21 @@ def test_shared_data_variants_run_through_lighteval(tmp_path, tiny_lfm2_dir, sha
 
 
 def test_six_benchmark_mean_only_for_the_papers_suite_on_hub_data():
-    tasks = {b: [f"{b}:x|0"] for b in benchmarks.SIX_BENCHMARKS}
+    counts = benchmarks.SIX_TASK_COUNTS
+    tasks = {b: [f"{b}:x{k}|0" for k in range(counts[b])] for b in benchmarks.SIX_BENCHMARKS}
     norm = "acc:logprob_normalization=LogProbCharNorm(name='norm', ignore_first_space=False)"
-    aggregated = {f"{b}:x|0": {norm: 0.1 * (i + 1)} for i, b in enumerate(benchmarks.SIX_BENCHMARKS)}
+    aggregated = {s: {norm: 0.1 * (i + 1)} for i, b in enumerate(benchmarks.SIX_BENCHMARKS) for s in tasks[b]}
     hub = build(benchmarks.BenchmarksConfig, {"tasks": tasks}, "b")
     res = benchmarks._collect(hub, aggregated, {}, {})
     assert res.six_benchmark_mean == res.average == pytest.approx(35.0)
+    trimmed = build(benchmarks.BenchmarksConfig, {"tasks": {**tasks, "alghafa": tasks["alghafa"][:1]}}, "b")
+    assert benchmarks._collect(trimmed, aggregated, {}, {}).six_benchmark_mean is None  # one AlGhafa task of nine
     partial = build(benchmarks.BenchmarksConfig, {"tasks": tasks, "max_samples": 5}, "b")
     assert benchmarks._collect(partial, aggregated, {}, {}).six_benchmark_mean is None
     five = build(benchmarks.BenchmarksConfig, {"tasks": tasks, "averaged": list(tasks)[:5]}, "b")
     assert benchmarks._collect(five, aggregated, {}, {}).six_benchmark_mean is None
     with_stand_in = {**tasks, "local/mmlu_ar_mt": ["arabic_mmlu_ht:y|0"]}
-    aggregated["arabic_mmlu_ht:y|0"] = {norm: 0.9}
+    aggregated["arabic_mmlu_ht:y|0"] = {norm: 0.9}  # a stand-in is reported, not averaged
     res = benchmarks._collect(build(benchmarks.BenchmarksConfig, {"tasks": with_stand_in}, "b"), aggregated, {}, {})
     assert res.average == pytest.approx(35.0) and res.benchmarks["local/mmlu_ar_mt"] == pytest.approx(90.0)
 
