@@ -149,6 +149,15 @@ def test_prose_that_looks_like_a_span_stays_prose(text):
     assert spans.protect(text).spans == []
 
 
+def test_markup_inside_math_and_code_stays_with_them():
+    assert spans.protect("If $a<b>c$ then `<div>` is code and <i>this</i> is markup.").spans == [
+        "$a<b>c$",
+        "`<div>`",
+        "<i>",
+        "</i>",
+    ]
+
+
 def test_paths_hold_no_false_latex_spans():
     text = r"Save to C:\Users\alpha\beta.txt or D:\new\frac.tex, then \textbf{bold} it."
     p = spans.protect(text)

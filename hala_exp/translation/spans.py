@@ -7,8 +7,8 @@ A literal ``[[i]]`` already in the source is itself protected, so markers are ne
 
 Kinds, in priority order (an earlier kind claims its text first; later ones never reach inside it):
 fenced and indented code blocks (CommonMark; an indented block without a code signal is prose), display
-math, inline code, HTML/XML tags (with their attributes, comments, ``<?xml?>`` / ``<!DOCTYPE>``), inline
-math, URLs, e-mails, file-system paths (POSIX and Windows, so ``C:\\Users\\new`` holds no false LaTeX
+math, inline code, inline math, HTML/XML tags (with their attributes, comments, ``<?xml?>`` / ``<!DOCTYPE>``),
+URLs, e-mails, file-system paths (POSIX and Windows, so ``C:\\Users\\new`` holds no false LaTeX
 ``\\new``), LaTeX commands, template placeholders (Jinja / Django ``{{ }}`` ``{% %}`` ``{# #}``, Python
 ``{name!r:>10}``, ICU ``{count, plural, ...}``, ``${VAR}``) and printf specifiers (``%.2f``, ``%-5d``,
 ``%(name)s``, ``%%``; a ``%`` after a digit or before a space is prose: "100% done"). Tags are kept whole,
@@ -27,8 +27,8 @@ KINDS = (
     "indented_code",
     "math_block",
     "inline_code",
-    "html_tag",
     "math_inline",
+    "html_tag",
     "url",
     "email",
     "path",
