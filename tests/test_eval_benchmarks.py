@@ -26,17 +26,38 @@ def test_embedded_local_task_scores_tiny_model(tmp_path, tiny_lfm2_dir):
 
 
 def test_shared_data_variants_run_through_lighteval(tmp_path, tiny_lfm2_dir, shared_data):
-    """One task of each of the six families (+ ACVA) from ../shared/data, 2 questions each."""
+    """One task of each local benchmark (+ the stand-in and ACVA) from ../shared/data, 2 questions each."""
     raw = eval_step_configs("shared_data", {"eval.data_root": str(shared_data)})["eval"]
     tasks = raw["benchmarks"]["tasks"]
     raw["benchmarks"]["tasks"] = {bench: strings[:1] for bench, strings in tasks.items()}
     raw["benchmarks"]["max_samples"] = 2
     result = run_eval(raw, tiny_lfm2_dir, tmp_path)
-    for bench in ("alghafa", "arabic_mmlu", "arabic_exams", "madinah_qa", "aratrust", "arabic_mmlu_ht", "acva"):
+    for bench in ("arabic_mmlu", "arabic_exams", "aratrust", "local/mmlu_ar_mt", "acva"):
         assert 0 <= result.metrics[f"{bench}/acc_norm"] <= 100, bench
-    six = [result.metrics[f"{b}/acc_norm"] for b in raw["benchmarks"]["averaged"]]
-    assert result.metrics["average"] == pytest.approx(sum(six) / 6)  # ACVA reported, not averaged
+    own = [result.metrics[f"{b}/acc_norm"] for b in raw["benchmarks"]["averaged"]]
+    assert result.metrics["average"] == pytest.approx(sum(own) / 3)  # the stand-in and ACVA reported, not averaged
+    assert "six_benchmark_mean" not in result.metrics  # three local benchmarks are not the paper's six
     assert result.details["max_samples"] == 2
+
+
+def test_six_benchmark_mean_only_for_the_papers_suite_on_hub_data():
+    counts = benchmarks.SIX_TASK_COUNTS
+    tasks = {b: [f"{b}:x{k}|0" for k in range(counts[b])] for b in benchmarks.SIX_BENCHMARKS}
+    norm = "acc:logprob_normalization=LogProbCharNorm(name='norm', ignore_first_space=False)"
+    aggregated = {s: {norm: 0.1 * (i + 1)} for i, b in enumerate(benchmarks.SIX_BENCHMARKS) for s in tasks[b]}
+    hub = build(benchmarks.BenchmarksConfig, {"tasks": tasks}, "b")
+    res = benchmarks._collect(hub, aggregated, {}, {})
+    assert res.six_benchmark_mean == res.average == pytest.approx(35.0)
+    trimmed = build(benchmarks.BenchmarksConfig, {"tasks": {**tasks, "alghafa": tasks["alghafa"][:1]}}, "b")
+    assert benchmarks._collect(trimmed, aggregated, {}, {}).six_benchmark_mean is None  # one AlGhafa task of nine
+    partial = build(benchmarks.BenchmarksConfig, {"tasks": tasks, "max_samples": 5}, "b")
+    assert benchmarks._collect(partial, aggregated, {}, {}).six_benchmark_mean is None
+    five = build(benchmarks.BenchmarksConfig, {"tasks": tasks, "averaged": list(tasks)[:5]}, "b")
+    assert benchmarks._collect(five, aggregated, {}, {}).six_benchmark_mean is None
+    with_stand_in = {**tasks, "local/mmlu_ar_mt": ["arabic_mmlu_ht:y|0"]}
+    aggregated["arabic_mmlu_ht:y|0"] = {norm: 0.9}  # a stand-in is reported, not averaged
+    res = benchmarks._collect(build(benchmarks.BenchmarksConfig, {"tasks": with_stand_in}, "b"), aggregated, {}, {})
+    assert res.average == pytest.approx(35.0) and res.benchmarks["local/mmlu_ar_mt"] == pytest.approx(90.0)
 
 
 def test_average_is_per_benchmark_then_mean():

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from eval_helpers import build_eval, eval_step_configs
 
-from hala_exp.core.schema import ConfigError
+from hala_exp.core.schema import ConfigError, build
 from hala_exp.data.paths import PROJECT_ROOT, resolve
+from hala_exp.evaluation.benchmarks import BenchmarksConfig
 
 SIX = ("alghafa", "arabic_mmlu", "arabic_exams", "madinah_qa", "aratrust", "arabic_mmlu_ht")
 
@@ -36,8 +37,50 @@ def test_hala_config_pins_six_benchmarks_with_exact_task_strings():
     assert "arabic_mmlu:All|0" not in strings  # "All" repeats the other subsets
     assert not cfg.benchmarks.local  # hub data
     tr = build_eval(steps["eval_translator"]).translation
-    assert set(tr.testsets) == {"flores_devtest", "tatoeba", "tico19"} and tr.chrf_word_order == 2
+    assert set(tr.testsets) == {"flores_devtest", "tatoeba", "tico19", "mmlu_en_ar"} and tr.chrf_word_order == 2
     assert tr.testsets["flores_devtest"].reference_config == "arb_Arab"
+    mmlu = tr.testsets["mmlu_en_ar"]  # the paper's EN->AR MMLU set: two hub datasets paired per subject and row
+    assert mmlu.format == "paired" and mmlu.key == ["_config", "_index"]
+    assert (mmlu.source.hub_id, mmlu.reference.hub_id) == ("cais/mmlu", "MBZUAI/human_translated_arabic_mmlu")
+    assert mmlu.source.configs == mmlu.reference.configs and len(mmlu.source.configs) == 57
+    assert mmlu.agree_fields == ["answer"]  # reordered translated rows are caught, not scored
+    assert cfg.benchmarks.is_paper_suite()  # so its average is also logged as six_benchmark_mean
+
+
+def test_shared_data_suite_is_honest():
+    """Offline: every averaged benchmark reads its own data (none twice), stand-ins are local/ and not averaged,
+    and the average is not the paper's six-benchmark mean; FLORES covers MSA and the eight dialect files."""
+    steps = eval_step_configs("shared_data")
+    bench = build_eval(steps["eval"]).benchmarks
+    averaged = bench.averaged_benchmarks()
+    assert set(averaged) == {"arabic_mmlu", "arabic_exams", "aratrust"} and not bench.is_paper_suite()
+    files = [f for b in averaged for fam in bench.families(b) for f in bench.local[fam].local_files()]
+    assert len(files) == len(set(files))
+    assert "local/mmlu_ar_mt" in bench.tasks and "arabic_mmlu_ht" not in bench.tasks
+    assert {"alghafa", "madinah_qa"}.isdisjoint(bench.tasks)  # no data of their own offline
+    testsets = build_eval(steps["eval_translator"]).translation.testsets
+    dialects = {n for n in testsets if n.startswith("flores_") and n != "flores_devtest"}
+    assert dialects == {f"flores_{c}_Arab" for c in ("arz", "ary", "acm", "acq", "aeb", "ajp", "apc", "ars")}
+    assert {testsets[n].source_file for n in dialects} == {testsets["flores_devtest"].source_file}
+
+
+@pytest.mark.parametrize(
+    "patch, error",
+    [
+        ({"averaged": ["local/mmlu_ar_mt"]}, r"averaged\[0\]: 'local/mmlu_ar_mt' is a stand-in"),
+        (
+            {"tasks": {"alghafa": ["alghafa:mcq_exams_test_ar|0"], "arabic_exams": ["arabic_exams|0"]}},
+            r"averaged: 'alghafa' and 'arabic_exams' both read .*exam_test.jsonl; one data set would count twice",
+        ),
+    ],
+)
+def test_dishonest_averages_refused(patch, error):
+    raw = eval_step_configs("shared_data")["eval"]["benchmarks"]
+    raw["local"]["alghafa"] = {"format": "exams_alghafa", "path": raw["local"]["arabic_exams"]["path"]}
+    raw["averaged"] = None
+    raw.update(patch)
+    with pytest.raises(ConfigError, match=error):
+        build(BenchmarksConfig, raw, "eval.benchmarks")
 
 
 def test_paper_benchmark_names_match_ours():

@@ -121,3 +121,26 @@ def test_eval_stage_translation_metrics_and_files(tmp_path, monkeypatch, tiny_lf
     )
     saved = json.loads((tmp_path / result.outputs["results"]).read_text())
     assert saved["translation"]["heldout"]["segments"] == 16
+
+
+def test_flores_varieties_translate_the_english_side_once(tmp_path, monkeypatch, tiny_lfm2_dir, shared_data):
+    """Nine FLORES test sets share one English side: one translation call, one score per variety; an MSA
+    hypothesis (here the MSA reference itself) scores highest against MSA."""
+    import hala_exp.translation as translation
+
+    raw = eval_step_configs("shared_data", {"eval.data_root": str(shared_data)})["eval_translator"]
+    sets = raw["translation"]["testsets"]
+    raw["translation"]["testsets"] = {n: dict(ts, limit=20) for n, ts in sets.items() if n.startswith("flores_")}
+    msa = (shared_data / "parallel/flores200_devtest/arb_Arab.devtest").read_text(encoding="utf-8").splitlines()
+    calls = []
+
+    def fake_translate(model, texts, *, prompt, language, direction, backend):
+        calls.append(len(texts))
+        return msa[: len(texts)]
+
+    monkeypatch.setattr(translation, "translate_texts", fake_translate)
+    result = run_eval(raw, tiny_lfm2_dir, tmp_path)
+    assert calls == [20]
+    chrf = {n: v for n, v in result.metrics.items() if n.endswith("/chrf")}
+    assert len(chrf) == 9 and chrf["flores_devtest/chrf"] == pytest.approx(100.0)
+    assert all(v < 100.0 for n, v in chrf.items() if n != "flores_devtest/chrf")

@@ -9,7 +9,7 @@ import pytest
 
 from hala_exp.reporting import paper
 from hala_exp.reporting.example import write_example_sweep
-from hala_exp.reporting.render import paper_table
+from hala_exp.reporting.render import paper_benchmark_table, paper_table, variety_table
 from hala_exp.reporting.report import main, write_report
 from hala_exp.reporting.runs import (
     benchmark_keys,
@@ -75,14 +75,68 @@ def test_paper_figures_sit_beside_runs_whose_base_the_paper_reports(sweep):
     row = table.rows[0]
     assert row[table.columns.index("paper (percent)")] == paper.AVERAGES["Hala-1.2B"].value
     # Our fractions are put on the paper's percent scale before the difference is taken.
-    ours = runs[3].metrics["eval/average"] * 100
+    ours = runs[3].metrics["eval/six_benchmark_mean"] * 100
     assert row[table.columns.index("ours (percent)")] == pytest.approx(ours)
+    per_bench = paper_benchmark_table(runs)
+    first = dict(zip(per_bench.columns, per_bench.rows[0]))
+    assert first["benchmark"] == "AlGhafa" and first["paper (percent)"] == 59.2  # [A] Table 4, Hala-1.2B
 
 
-def test_paper_module_figures_carry_sources():
-    for score in [*paper.AVERAGES.values(), *paper.TRANSLATOR_BLEU.values()]:
-        assert "2509.14008" in score.source
+def test_no_paper_figure_beside_a_local_suite(tmp_path):
+    """A run whose average is not over the paper's six on hub data gets no published figure anywhere."""
+    sweep_dir = tmp_path / "local"
+    write_example_sweep(sweep_dir, t_values=(0.5,), models=("lfm2_1.2b",))
+    summary = sweep_dir / "0" / "summary.json"
+    data = json.loads(summary.read_text())
+    data["metrics"].pop("eval/six_benchmark_mean")  # as eval=shared_data logs: only eval/average
+    summary.write_text(json.dumps(data))
+    runs = load_runs([sweep_dir])
+    assert paper_table(runs) is None and paper_benchmark_table(runs) is None
+    md = write_report([sweep_dir], tmp_path / "out")["markdown"].read_text()
+    assert "no published figure applies" in md and "Beside the paper, per benchmark" not in md
+
+
+def test_variety_table_lists_msa_and_dialects(tmp_path):
+    sweep_dir = tmp_path / "v"
+    write_example_sweep(sweep_dir, t_values=(0.5,))
+    summary = sweep_dir / "0" / "summary.json"
+    data = json.loads(summary.read_text())
+    data["config"]["language"] = {"flores": "arb_Arab"}
+    for i, name in enumerate(["flores_devtest", "flores_arz_Arab", "flores_ary_Arab"]):
+        data["metrics"][f"eval_translator/{name}/bleu"] = 30.0 - 10 * i
+        data["metrics"][f"eval_translator/{name}/chrf"] = 50.0 - 10 * i
+    summary.write_text(json.dumps(data))
+    table = variety_table(load_runs([sweep_dir]))
+    assert [row[:2] for row in table.rows] == [
+        ["Modern Standard Arabic", "arb_Arab"],
+        ["Egyptian", "arz_Arab"],
+        ["Moroccan", "ary_Arab"],
+    ]
+    assert [row[2:] for row in table.rows] == [[30.0, 50.0], [20.0, 40.0], [10.0, 30.0]]
+    md = write_report([sweep_dir], tmp_path / "out")["markdown"].read_text()
+    assert "## Translator per Arabic variety (FLORES-200 devtest)" in md and "| Egyptian | arz_Arab | 20 | 40 |" in md
+
+
+def test_paper_module_figures_carry_their_source_tags():
+    for score in [*paper.AVERAGES.values(), *paper.TRANSLATOR_BLEU.values(), *paper.TRANSLATOR_CHRF.values()]:
+        assert score.source[:3] in ("[P]", "[A]", "[S]"), score
+    # Secondary or later figures are never cited as the report itself ([P] is the only tag that may).
+    assert not any(x.source.startswith("arXiv") for x in [*paper.AVERAGES.values(), *paper.TRANSLATOR_BLEU.values()])
+    assert (
+        paper.TRANSLATOR_CHRF["Hala translator"].value == 64.2
+        and paper.TRANSLATOR_CHRF["LFM2-1.2B (base)"].value == 43.2
+    )
     assert paper.TRANSLATOR_BLEU["Hala translator"].value > paper.TRANSLATOR_BLEU["LFM2-1.2B (base)"].value
+    # The means are the per-benchmark table's (PAPER.md: 69.85, 69.20, 51.45, 46.88, 41.92).
+    means = {m: round(s.value, 2) for m, s in paper.AVERAGES.items()}
+    assert means == {
+        "Hala-9B": 69.85,
+        "Fanar-1-9B-Instruct": 69.2,
+        "Hala-1.2B": 51.45,
+        "Hala-700M": 46.88,
+        "Hala-350M": 41.92,
+    }
+    assert all(set(scores) == set(paper.BENCHMARKS) for scores in paper.BENCHMARK_SCORES.values())
     assert paper.average_for_choice("lfm2_tiny") is None
 
 
@@ -144,3 +198,24 @@ def test_wandb_report_is_built_offline_for_the_group(sweep):
         other = load_runs([sweep])
         other[0].group = "another"
         build_wandb_report(other, entity="someone", project="hala_exp")
+
+
+def test_a_stand_in_is_labelled_as_one_and_meets_no_published_score(tmp_path):
+    import math
+
+    from hala_exp.reporting.plots import benchmarks_by_model
+
+    sweep_dir = tmp_path / "s"
+    write_example_sweep(sweep_dir, t_values=(0.5,), models=("lfm2_1.2b",))
+    summary = sweep_dir / "0" / "summary.json"
+    data = json.loads(summary.read_text())
+    data["metrics"]["eval/local/arabic_mmlu_ht/acc_norm"] = 0.3  # a stand-in that borrows a paper name
+    summary.write_text(json.dumps(data))
+    fig = benchmarks_by_model(load_runs([sweep_dir]))
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert "local/arabic_mmlu_ht" in labels and "ArbMMLU-HT" in labels
+    paper_bars = ax.containers[-1]  # the published series is drawn last
+    assert paper_bars.get_label() == "paper: Hala-1.2B"
+    heights = dict(zip(labels, (bar.get_height() for bar in paper_bars)))
+    assert math.isnan(heights["local/arabic_mmlu_ht"]) and heights["ArbMMLU-HT"] == pytest.approx(0.442)

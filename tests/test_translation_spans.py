@@ -1,5 +1,7 @@
 """Protected spans round-trip byte-exact, and a translation that loses a span cannot be restored."""
 
+import re
+
 import pytest
 
 from hala_exp.translation import spans
@@ -82,3 +84,134 @@ def test_marker_lines_are_not_sent_to_the_translator():
     pieces = split(p.text, lambda s: len(s.split()), budget=50)
     assert [x.text for x in pieces if x.translate] == ["Run this:", "It lists files."]
     assert join([x.text for x in pieces]) == p.text
+
+
+# ------------------------------------------------------------------ wider kinds (printf, markup, paths, templates)
+WIDER = {
+    "printf": ("Total: %.2f, left %-5d, done %% and %(name)s.", ["%.2f", "%-5d", "%%", "%(name)s"]),
+    "html_tag": (
+        'Click <a href="https://x.io/?a=1&b=2" title="Open the page">here</a> or <img src="/i/cat.png" alt="A cat"/>.',
+        ['<a href="https://x.io/?a=1&b=2" title="Open the page">', "</a>", '<img src="/i/cat.png" alt="A cat"/>'],
+    ),
+    "xml_tag": (
+        '<?xml version="1.0"?><note lang="en">Remember me</note>',
+        ['<?xml version="1.0"?>', '<note lang="en">', "</note>"],
+    ),
+    "indented_code": (
+        "Run this:\n\n    for i in range(3):\n        print(i)\n\nThen stop.",
+        ["    for i in range(3):\n        print(i)"],
+    ),
+    "windows_path": (
+        r'Open C:\Users\new\table.txt, \\server\share\report.docx or "C:\Program Files\App\app.exe".',
+        [r"C:\Users\new\table.txt", r"\\server\share\report.docx", r'"C:\Program Files\App\app.exe"'],
+    ),
+    "posix_path": (
+        "Edit /etc/nginx/nginx.conf, then run ./bin/start.sh and ~/notes.",
+        ["/etc/nginx/nginx.conf", "./bin/start.sh", "~/notes"],
+    ),
+    "jinja": (
+        "Hello {{ user.name }}{% if admin %}, admin{% endif %}{# greeting #}!",
+        ["{{ user.name }}", "{% if admin %}", "{% endif %}", "{# greeting #}"],
+    ),
+    "python_format": (
+        "Dear {name!r}, you owe {amount:>10.2f} since {0} and {}.",
+        ["{name!r}", "{amount:>10.2f}", "{0}", "{}"],
+    ),
+    "icu": (
+        "You have {count, plural, one {# new message} other {# new messages}} since {when, date}.",
+        ["{count, plural, one {# new message} other {# new messages}}", "{when, date}"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(WIDER))
+def test_wider_kinds_are_found_and_restored_byte_exact(name):
+    text, expected = WIDER[name]
+    p = spans.protect(text)
+    assert p.spans == expected
+    assert spans.restore(p.text, p.spans) == text
+    # a translator that changes every Latin letter around the markers leaves each span byte-exact
+    from test_translation_support import arabize
+
+    restored = spans.restore(arabize(p.text), p.spans)
+    assert restored is not None and all(span in restored for span in expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The job is 100% done, 50%off today, and a % b is the remainder; 20 % of people agree.",
+        "If a<b and c>d then a < b; use either/or, 1/2 cup, km/h and /etc alone.",
+        'A set {the red one} and a brace { x } and JSON {"a": 1} stay prose.',
+    ],
+)
+def test_prose_that_looks_like_a_span_stays_prose(text):
+    assert spans.protect(text).spans == []
+
+
+def test_markup_inside_math_and_code_stays_with_them():
+    assert spans.protect("If $a<b>c$ then `<div>` is code and <i>this</i> is markup.").spans == [
+        "$a<b>c$",
+        "`<div>`",
+        "<i>",
+        "</i>",
+    ]
+
+
+def test_paths_hold_no_false_latex_spans():
+    text = r"Save to C:\Users\alpha\beta.txt or D:\new\frac.tex, then \textbf{bold} it."
+    p = spans.protect(text)
+    assert p.spans == [r"C:\Users\alpha\beta.txt", r"D:\new\frac.tex", r"\textbf{bold}"]
+    # Only a path's first word is a path when an unquoted name has a space; the rest is not LaTeX either.
+    assert spans.protect(r"In C:\Program Files\App there.").spans == [r"C:\Program"]
+
+
+def test_indented_lines_that_continue_a_list_or_have_no_code_signal_are_prose():
+    text = "Steps:\n\n1. Install it.\n\n    Then read the notes.\n\nDone."
+    assert spans.protect(text).spans == []
+    recipe = "Ingredients:\n\n    two cups of water\n    one egg (optional)\n    vanilla\n\nMix them."
+    assert spans.protect(recipe).spans == []  # indented prose in chat data: translated, not kept as code
+
+
+# ------------------------------------------------------------------ the translate stage rejects damaged spans
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from test_translation_support import tiny_model
+
+    return tiny_model(tmp_path_factory.mktemp("models"))
+
+
+def _rows(text: str) -> list[dict]:
+    prose = "Please explain the following example to a new reader in plain words"
+    return [{"id": "w0", "source": "s", "messages": [{"role": "user", "content": f"{prose}.\n\n{text}\n\nThank you."}]}]
+
+
+def _translate(model_dir, out_dir, monkeypatch, text, transform):
+    from test_translation_support import context, install_fake, stage_config
+
+    from hala_exp.stages import translate as stage
+
+    install_fake(monkeypatch, transform=transform)
+    cfg = stage_config(backend={"max_new_tokens": 256, "protect": {"kinds": list(spans.KINDS)}})
+    return stage.translate_rows(context(cfg, model_dir, out_dir), _rows(text), [])
+
+
+@pytest.mark.parametrize("name", list(WIDER))
+def test_a_translator_that_damages_a_span_gets_the_row_rejected(name, model_dir, tmp_path, monkeypatch):
+    from test_translation_support import arabize, read_jsonl
+
+    text, expected = WIDER[name]
+    # A translator that mangles every Latin letter: the protected spans come back byte-exact all the same.
+    ok = _translate(model_dir, tmp_path / "ok", monkeypatch, text, arabize)
+    assert ok.metrics["rows"] == 1, ok.details["rejects_by_reason"]
+    content = read_jsonl(tmp_path / "ok" / "data.jsonl")[0]["messages"][0]["content"]
+    assert all(span in content for span in expected)
+    # One that loses a marker, or invents one: the row is rejected, not guessed.
+    drop = lambda t: arabize(re.sub(r"\[\[\d+\]\]", "", t, count=1))  # noqa: E731
+    invent = lambda t: arabize(t) + " [[0]]"  # noqa: E731
+    for i, damage in enumerate((drop, invent)):
+        bad = _translate(model_dir, tmp_path / f"bad{i}", monkeypatch, text, damage)
+        if damage is drop and name == "indented_code":  # a block on its own lines is never sent: nothing to lose
+            assert bad.metrics["rows"] == 1
+            continue
+        assert bad.metrics["rows"] == 0 and bad.details["rejects_by_reason"] == {"spans_not_restored": 1}

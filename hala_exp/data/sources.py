@@ -336,7 +336,7 @@ _CODE_LINE = re.compile(
 
 def code_fraction(messages: Iterable[dict]) -> float:
     """Share of characters that are code: fenced blocks, plus unfenced lines that look like code.
-    A heuristic (our choice) for the paper's "Hermes-3 without code" (arXiv 2509.14008)."""
+    A heuristic (our choice) for the paper's "Hermes-3 without code" ([S] reviews)."""
     total = code = 0
     for m in messages:
         text = m["content"]

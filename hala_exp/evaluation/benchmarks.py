@@ -1,10 +1,17 @@
-"""Arabic benchmarks through lighteval 0.13.0 and the Hala report's six-benchmark average.
+"""Arabic benchmarks through lighteval 0.13.0: per-benchmark scores, their average, the six-benchmark mean.
 
 The config names benchmarks and pins their lighteval task strings (``name|fewshot``). Scores are the
 tasks' own metric (loglikelihood accuracy with character-length normalisation, ``acc_norm``), in percent
-like the report. A benchmark's score is the unweighted mean over its tasks (subsets), and ``average`` the
-unweighted mean over benchmarks: the Open Arabic LLM Leaderboard v2 way, which the Hala report follows
-(arXiv 2509.14008, results tables: one column per benchmark and their average).
+like the sources. A benchmark's score is the unweighted mean over its tasks (subsets), and ``average`` the
+unweighted mean over the averaged benchmarks: the Open Arabic LLM Leaderboard v2 way, which the Hala
+report follows ([S] the headline is the mean of six benchmarks; [A] AraLingBench Table 4 prints the six
+columns, ../shared/PAPER.md).
+
+Honest averages: a benchmark named ``local/<name>`` is a stand-in (data that is not the benchmark's own,
+e.g. a machine-translated MMLU for ArbMMLU-HT) and is never averaged; two averaged benchmarks may not read
+the same local file (that would count one data set twice). ``six_benchmark_mean`` is reported only when
+the average is over exactly the paper's six benchmarks, read from the hub, on every question
+(no ``max_samples``), with every task of each: only then is it the number the paper's mean can stand beside.
 
 Offline use (measured with lighteval 0.13.0): building a lighteval ``Pipeline``
 imports every task module and one downloads a file at import time, so the registry's loader is replaced
@@ -31,6 +38,19 @@ from hala_exp.evaluation.local_tasks import LocalSource, check_subset, convert, 
 log = logging.getLogger(__name__)
 
 TASK_STRING = re.compile(r"^(?P<name>[^|]+)\|(?P<fewshot>\d+)$")
+STAND_IN_PREFIX = "local/"  # benchmark names of stand-ins: metrics eval/local/<name>/...
+# The six benchmarks of the paper's mean ([S]; columns of [A] AraLingBench Table 4): our benchmark names.
+SIX_BENCHMARKS = ("alghafa", "arabic_mmlu", "arabic_exams", "madinah_qa", "aratrust", "arabic_mmlu_ht")
+# Tasks (subsets) per benchmark in the OALL v2 suite as lighteval 0.13.0 names them (conf/eval/hala.yaml; our
+# reading of the leaderboard): fewer means a partial benchmark, whose mean is not the paper's.
+SIX_TASK_COUNTS = {
+    "alghafa": 9,
+    "arabic_mmlu": 40,
+    "arabic_exams": 1,
+    "madinah_qa": 2,
+    "aratrust": 8,
+    "arabic_mmlu_ht": 57,
+}
 
 
 @dataclass
@@ -43,7 +63,7 @@ class BenchmarkRuntime:
 @dataclass
 class BenchmarksConfig:
     tasks: dict[str, list[str]]  # benchmark -> lighteval task strings "name|fewshot"
-    averaged: list[str] | None = None  # benchmarks in `average` (null: all of them)
+    averaged: list[str] | None = None  # benchmarks in `average` (null: all but the local/ stand-ins)
     local: dict[str, LocalSource] = field(default_factory=dict)  # task family -> local data (else the hub)
     max_samples: int | None = None  # per task; partial numbers, for quick runs only
     chat_template: bool | None = None  # null: lighteval's rule (use the tokenizer's template if it has one)
@@ -61,6 +81,17 @@ class BenchmarksConfig:
         for i, bench in enumerate(self.averaged or []):
             if bench not in self.tasks:
                 raise ConfigError(f"averaged[{i}]: {bench!r} is not a benchmark in tasks; allowed: {list(self.tasks)}")
+            if bench.startswith(STAND_IN_PREFIX):
+                raise ConfigError(f"averaged[{i}]: {bench!r} is a stand-in ({STAND_IN_PREFIX}...): never averaged")
+        readers: dict[str, str] = {}
+        for bench in self.averaged_benchmarks():
+            for family in self.families(bench):
+                for f in self.local[family].local_files() if family in self.local else []:
+                    if readers.setdefault(f, bench) != bench:
+                        raise ConfigError(
+                            f"averaged: {readers[f]!r} and {bench!r} both read {f}; one data set would count "
+                            f"twice in the average (leave one out, or rename it {STAND_IN_PREFIX}<name>)"
+                        )
         if self.max_samples is not None and self.max_samples < 1:
             raise ConfigError(f"max_samples: {self.max_samples} must be >= 1 (or null)")
 
@@ -76,12 +107,31 @@ class BenchmarksConfig:
     def local_files(self) -> list[str]:
         return [f for src in self.local.values() for f in src.local_files()]
 
+    def averaged_benchmarks(self) -> list[str]:
+        if self.averaged is not None:
+            return list(self.averaged)
+        return [b for b in self.tasks if not b.startswith(STAND_IN_PREFIX)]
+
+    def families(self, bench: str) -> list[str]:
+        """lighteval task families (name before ``:``) of one benchmark's task strings."""
+        return list(dict.fromkeys(TASK_STRING.match(s)["name"].split(":")[0] for s in self.tasks[bench]))
+
+    def is_paper_suite(self) -> bool:
+        """The average is the paper's six-benchmark mean: those six, every task of each, hub data, every question."""
+        averaged = self.averaged_benchmarks()
+        if sorted(averaged) != sorted(SIX_BENCHMARKS) or self.max_samples is not None:
+            return False
+        local = any(f in self.local for b in averaged for f in self.families(b))
+        complete = all(len(set(self.tasks[b])) >= SIX_TASK_COUNTS[b] for b in averaged)
+        return complete and not local
+
 
 @dataclass
 class BenchmarkResults:
     tasks: dict[str, dict[str, float]]  # task name -> short metric name -> value (percent)
     benchmarks: dict[str, float]  # benchmark -> mean of its tasks' primary metric (percent)
     average: float | None
+    six_benchmark_mean: float | None  # the average, when it is over the paper's six (is_paper_suite)
     items: list[dict[str, Any]]  # per question: task, id, gold, log-probabilities, metric values
     rejects: dict[str, dict[str, int]]  # local family -> reason -> rows
 
@@ -176,8 +226,10 @@ def _collect(cfg: BenchmarksConfig, aggregated: dict, details: dict, rejects: di
         values = [v for v in values if v is not None]
         if values:
             per_bench[bench] = sum(values) / len(values)
-    averaged = [b for b in (cfg.averaged or list(cfg.tasks)) if b in per_bench]
+    wanted = cfg.averaged_benchmarks()
+    averaged = [b for b in wanted if b in per_bench]
     average = sum(per_bench[b] for b in averaged) / len(averaged) if averaged else None
+    six = average if cfg.is_paper_suite() and len(averaged) == len(wanted) else None
     items = []
     for task_full, rows in details.items():
         for d in rows:
@@ -190,7 +242,7 @@ def _collect(cfg: BenchmarksConfig, aggregated: dict, details: dict, rejects: di
                     "metrics": {short_metric_name(k): v for k, v in d.metric.items()},
                 }
             )
-    return BenchmarkResults(per_task, per_bench, average, items, rejects)
+    return BenchmarkResults(per_task, per_bench, average, six, items, rejects)
 
 
 def short_metric_name(name: str) -> str:
@@ -270,6 +322,7 @@ def write_results(path: Path, results: BenchmarkResults, extra: dict | None = No
         json.dumps(
             {
                 "average": results.average,
+                "six_benchmark_mean": results.six_benchmark_mean,
                 "benchmarks": results.benchmarks,
                 "tasks": results.tasks,
                 "rejects": results.rejects,

@@ -9,11 +9,13 @@ Formats read (the files in ../shared/data/benchmarks and the embedded asset):
 
 * ``exams``: EXAMS rows ``{id, question, A, B, C, D, answer}``; the subject is the id's prefix
   (``"Islamic Studies-0"``) or ``subject`` from the config -> ``arabic_exams``
-* ``exams_alghafa``: the same rows in AlGhafa's schema (AlGhafa's ``mcq_exams_test_ar`` is EXAMS)
+* ``exams_alghafa``: the same rows in AlGhafa's schema (AlGhafa's ``mcq_exams_test_ar`` is EXAMS; one
+  subset of AlGhafa's nine, and the same questions as ``arabic_exams``: never both in one average)
 * ``aratrust``: ``{category, question, A, B, C, answer}`` with Arabic letter answers (a bare ا is أ)
 * ``arabicmmlu``: ArabicMMLU's CSV (Question, Context, Option 1..5, Answer Key, Subject, Level, is_few_shot);
-  subsets are "Subject (Level)" as on the hub; also feeds ``madinah_qa`` (its rows are ArabicMMLU's
-  "Arabic Language (General)" / "(Grammar)" subjects)
+  subsets are "Subject (Level)" as on the hub; could feed ``madinah_qa`` (its subsets are named like ArabicMMLU's
+  "Arabic Language (General)" / "(Grammar)"), but not beside ``arabic_mmlu`` from the same file: the
+  benchmarks config refuses one file counted twice in the average
 * ``mmlu_translated``: header-less CSV ``question,A,B,C,D,answer`` per subject (``<subject>_test.csv``,
   ``<subject>_dev.csv``) -> ``arabic_mmlu_ht`` (a machine-translated stand-in for the human translation)
 * ``acva``: ``{id, question, answer: نعم|لا}``, subset = id prefix -> ``acva``

@@ -3,7 +3,8 @@
 FLORES-200 devtest, Tatoeba and TICO-19 ship as line-aligned text files (one file per language), so
 ``text_pair`` reads two files; the embedded held-out set is JSONL ``{en, ar}``. A test set whose two sides
 differ in length is refused naming both files; pairs with an empty side are quarantined and counted.
-``limit`` keeps the first N pairs (deterministic), which is how CPU runs stay quick.
+``limit`` keeps the first N pairs (deterministic), which is how CPU runs stay quick. ``paired`` joins two
+datasets on a key the config names (``hala_exp.evaluation.paired``: the EN->AR MMLU set).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from hala_exp.core.schema import ConfigError
 from hala_exp.data.jsonl import read_jsonl
 from hala_exp.data.parallel import read_aligned
 from hala_exp.data.paths import resolve
+from hala_exp.evaluation.paired import PairedSide
 
 
 @dataclass
 class TestSetConfig:
-    format: Literal["text_pair", "jsonl", "hub"]
+    format: Literal["text_pair", "jsonl", "hub", "paired"]
     direction: Literal["en-xx", "xx-en"] = "en-xx"  # en-xx: English source, target-language reference
     source_file: str | None = None  # text_pair: one sentence per line
     reference_file: str | None = None
@@ -31,6 +33,11 @@ class TestSetConfig:
     reference_config: str | None = None
     split: str = "devtest"
     revision: str | None = None
+    source: PairedSide | None = None  # paired: the English side and the reference side, joined on `key`
+    reference: PairedSide | None = None
+    key: list[str] = field(default_factory=list)  # paired: columns, _config (hub config) and/or _index
+    agree_fields: list[str] = field(default_factory=list)  # paired: columns both sides must share per pair
+    max_disagreement: float = 0.0  # paired: share of pairs that may disagree (quarantined) before it fails
     limit: int | None = None  # first N pairs
     comment: str = ""
 
@@ -39,14 +46,23 @@ class TestSetConfig:
             "text_pair": ["source_file", "reference_file"],
             "jsonl": ["path", "source_field", "reference_field"],
             "hub": ["hub_id", "source_field", "reference_field"],
+            "paired": ["source", "reference", "key"],
         }[self.format]
         for key in need:
             if not getattr(self, key):
                 raise ConfigError(f"{key}: required when format={self.format}")
+        if self.format == "paired":
+            from hala_exp.evaluation.paired import check_key
+
+            check_key(self.key)
+            if not 0.0 <= self.max_disagreement < 1.0:
+                raise ConfigError(f"max_disagreement: {self.max_disagreement} must be in [0, 1)")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit: {self.limit} must be >= 1 (or null for all pairs)")
 
     def local_files(self) -> list[str]:
+        if self.format == "paired":
+            return self.source.local_files() + self.reference.local_files()
         files = [self.source_file, self.reference_file] if self.format == "text_pair" else [self.path]
         return [str(resolve(f)) for f in files if f]
 
@@ -72,6 +88,13 @@ def load_testset(name: str, cfg: TestSetConfig) -> ParallelText:
         rows = read_jsonl(path, required=[cfg.source_field, cfg.reference_field])
         pairs = [(r[cfg.source_field], r[cfg.reference_field]) for r in rows.rows]
         origin, rejects = str(path), rows.reject_counts()
+    elif cfg.format == "paired":
+        from hala_exp.evaluation.paired import align, load_side
+
+        src = load_side(cfg.source, cfg.key, f"test set {name!r} source", cfg.agree_fields)
+        ref = load_side(cfg.reference, cfg.key, f"test set {name!r} reference", cfg.agree_fields)
+        pairs, rejects = align(name, cfg.key, src, ref, cfg.agree_fields, cfg.max_disagreement)
+        origin = f"{cfg.source.describe()} | {cfg.reference.describe()} on {cfg.key}"
     else:
         pairs, rejects = _drop_empty(_hub_pairs(name, cfg))
         origin = f"hub:{cfg.hub_id}"

@@ -59,6 +59,7 @@ def write_example_sweep(
             strength = 0.30 + 0.05 * m + 0.08 * t * (1 - t)  # peaks between base and SFT model
             metrics = {f"eval/{b}/acc_norm": round(strength + rng.uniform(-0.03, 0.03), 4) for b in BENCHMARKS}
             metrics["eval/average"] = round(sum(metrics.values()) / len(BENCHMARKS), 4)
+            metrics["eval/six_benchmark_mean"] = metrics["eval/average"]  # it fakes the paper's six on hub data
             metrics.update(
                 {
                     "eval_translator/heldout/bleu": 12.5 + 3 * m,

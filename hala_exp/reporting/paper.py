@@ -1,12 +1,12 @@
-"""Published figures of the Hala report (arXiv 2509.14008), for drawing beside our own results.
+"""Published figures of the Hala report (Hammoud, Zbeeb, Ghanem; arXiv 2509.14008), for drawing beside ours.
 
-Every number carries its source. Section and table numbers are left out where we could not read them in
-the report's text (only its abstract and third-party summaries were reachable): those figures are the ones
-transcribed in issue 5 of this repository, to be checked against the PDF. The report publishes the
-six-benchmark average of each Hala model and of the strongest base it compares with, and the translator's
-BLEU before and after fine-tuning. Per-benchmark
-scores are left out here: we could not check them against the report's text, and a wrong reference is
-worse than none (``BENCHMARK_SCORES`` stays empty until someone transcribes and cites them).
+The report itself could not be read offline. Every figure here carries the source tag under which
+``../shared/PAPER.md`` lists it, and is cited by that source, never as the report when the tag is not [P]:
+
+* [P] the report's abstract, its ACL Anthology page and the released model cards' metadata;
+* [A] the same authors' later AraLingBench paper (arXiv 2511.14295), Table 4, which reprints Hala's
+  per-benchmark scores; the six-benchmark means below are recomputed from that table;
+* [S] secondary reviews that probably read the PDF (not the authors); [U] found nowhere (our choice).
 
 Our config choices map to these figures through ``MODEL_FIGURES`` (the ``model`` group's option names):
 a run of ``model=lfm2_1.2b`` is compared with Hala-1.2B. Tiny and embedded models have no published
@@ -20,9 +20,8 @@ from dataclasses import dataclass
 ARXIV_ID = "2509.14008"
 CITATION = "Hammoud, Zbeeb, Ghanem: Hala Technical Report, arXiv 2509.14008 (2025)"
 
-# The six benchmarks the report averages (arXiv 2509.14008, evaluation: AlGhafa, ArabicMMLU, EXAMS,
-# MadinahQA, AraTrust, ArbMMLU-HT; the Open Arabic LLM Leaderboard v2 set without the generative ALRAGE).
-# Names are our metric namespace: eval/<name>/<metric>.
+# The six benchmarks whose mean the report's headline compares ([S]; the names and per-benchmark columns
+# are [A]: AraLingBench Table 4). Names are our metric namespace: eval/<name>/<metric>.
 BENCHMARKS = ("alghafa", "arabic_mmlu", "arabic_exams", "madinah_qa", "aratrust", "arabic_mmlu_ht")
 BENCHMARK_TITLES = {
     "alghafa": "AlGhafa",
@@ -33,44 +32,94 @@ BENCHMARK_TITLES = {
     "arabic_mmlu_ht": "ArbMMLU-HT",
 }
 
-
-NANO_TABLE = "arXiv 2509.14008, nano (<= 2B) results table, average"
-SMALL_TABLE = "arXiv 2509.14008, small (7-9B) results table, average"
-TRANSLATION_TABLE = "arXiv 2509.14008, translator evaluation (fine-tuned LFM2-1.2B vs its base)"
+SOURCE_TAGS = {
+    "P": "arXiv 2509.14008 (abstract / ACL Anthology page / model cards)",
+    "A": "AraLingBench, arXiv 2511.14295, Table 4 (reprints Hala's scores)",
+    "S": "secondary reviews of arXiv 2509.14008 (not the authors)",
+    "U": "not published: our choice",
+}
+ARALINGBENCH_TABLE = "[A] " + SOURCE_TAGS["A"]
+MEAN_OF_TABLE = "[A] mean of the six per-benchmark scores of " + SOURCE_TAGS["A"] + ", recomputed"
+TRANSLATOR_SOURCE = "[S] " + SOURCE_TAGS["S"] + ": translator evaluation on an EN->AR MMLU translation set"
 
 
 @dataclass(frozen=True)
 class PaperScore:
-    """One published number: what it measures, its value, and where the report states it."""
+    """One published number: what it measures, its value, and its source (tag first)."""
 
-    model: str  # the model as the report names it
-    metric: str  # our metric key relative to its step, e.g. "average" or "bleu"
+    model: str  # the model as the sources name it
+    metric: str  # our metric key relative to its step, e.g. "six_benchmark_mean" or "bleu"
     value: float
-    source: str  # section / table of arXiv 2509.14008
+    source: str  # "[tag] where"
 
 
-# Six-benchmark average (0-100) per model (arXiv 2509.14008, results tables of the "nano" <= 2B and "small"
-# 7-9B categories, average column; transcribed in issue 5 of this repo, table number not checked).
-AVERAGES = {
-    "Hala-350M": PaperScore("Hala-350M", "average", 41.92, NANO_TABLE),
-    "Hala-700M": PaperScore("Hala-700M", "average", 46.88, NANO_TABLE),
-    "Hala-1.2B": PaperScore("Hala-1.2B", "average", 51.45, NANO_TABLE),
-    "Hala-9B": PaperScore("Hala-9B", "average", 69.85, SMALL_TABLE),
-    "Fanar-1-9B-Instruct": PaperScore("Fanar-1-9B-Instruct", "average", 69.20, SMALL_TABLE + " (Hala-9B's base)"),
+# Per-benchmark zero-shot scores (percent), lighteval OALL v2 tasks ([A] AraLingBench Table 4).
+BENCHMARK_SCORES: dict[str, dict[str, float]] = {
+    "Hala-9B": {
+        "alghafa": 78.3,
+        "arabic_mmlu": 65.6,
+        "arabic_exams": 53.8,
+        "madinah_qa": 70.4,
+        "aratrust": 89.6,
+        "arabic_mmlu_ht": 61.4,
+    },
+    "Fanar-1-9B-Instruct": {
+        "alghafa": 76.4,
+        "arabic_mmlu": 65.8,
+        "arabic_exams": 52.7,
+        "madinah_qa": 73.4,
+        "aratrust": 88.3,
+        "arabic_mmlu_ht": 58.6,
+    },
+    "Hala-1.2B": {
+        "alghafa": 59.2,
+        "arabic_mmlu": 48.6,
+        "arabic_exams": 43.4,
+        "madinah_qa": 41.6,
+        "aratrust": 71.7,
+        "arabic_mmlu_ht": 44.2,
+    },
+    "Hala-700M": {
+        "alghafa": 55.5,
+        "arabic_mmlu": 45.9,
+        "arabic_exams": 40.6,
+        "madinah_qa": 34.7,
+        "aratrust": 65.2,
+        "arabic_mmlu_ht": 39.4,
+    },
+    "Hala-350M": {
+        "alghafa": 51.4,
+        "arabic_mmlu": 41.2,
+        "arabic_exams": 36.9,
+        "madinah_qa": 34.5,
+        "aratrust": 52.1,
+        "arabic_mmlu_ht": 35.4,
+    },
 }
 
-# Translator quality, BLEU (arXiv 2509.14008, translator evaluation: the fine-tuned LFM2-1.2B translator
-# against its base model on the report's own test set; transcribed in issue 5, table number not checked).
+
+def _mean_of_six(model: str) -> PaperScore:
+    scores = BENCHMARK_SCORES[model]
+    return PaperScore(model, "six_benchmark_mean", sum(scores[b] for b in BENCHMARKS) / len(BENCHMARKS), MEAN_OF_TABLE)
+
+
+# Six-benchmark mean per model, recomputed from the [A] table (69.85 for Hala-9B and 51.45 for Hala-1.2B;
+# reviews [S] quote 69.9 and 51.4). Fanar-1-9B-Instruct is Hala-9B's base.
+AVERAGES = {model: _mean_of_six(model) for model in BENCHMARK_SCORES}
+
+# Translator quality, LFM2-1.2B base -> fine-tuned Hala translator, on the report's EN->AR MMLU translation
+# set ([S]: size and construction of the set unknown).
 TRANSLATOR_BLEU = {
-    "LFM2-1.2B (base)": PaperScore("LFM2-1.2B", "bleu", 16.0, TRANSLATION_TABLE),
-    "Hala translator": PaperScore("LFM2-1.2B fine-tuned (Hala translator)", "bleu", 48.2, TRANSLATION_TABLE),
+    "LFM2-1.2B (base)": PaperScore("LFM2-1.2B", "bleu", 16.0, TRANSLATOR_SOURCE),
+    "Hala translator": PaperScore("LFM2-1.2B fine-tuned (Hala translator)", "bleu", 48.2, TRANSLATOR_SOURCE),
+}
+TRANSLATOR_CHRF = {
+    "LFM2-1.2B (base)": PaperScore("LFM2-1.2B", "chrf", 43.2, TRANSLATOR_SOURCE),
+    "Hala translator": PaperScore("LFM2-1.2B fine-tuned (Hala translator)", "chrf", 64.2, TRANSLATOR_SOURCE),
 }
 
-# Per-benchmark scores: not transcribed (see the module docstring). Shape: {model: {benchmark: value}}.
-BENCHMARK_SCORES: dict[str, dict[str, float]] = {}
-
-# Our `model` config options -> the Hala model trained from that base (arXiv 2509.14008, abstract and model
-# cards: Hala-350M/700M/1.2B tune LFM2-350M/700M/1.2B; Hala-9B tunes Fanar-1-9B-Instruct).
+# Our `model` config options -> the Hala model trained from that base ([P] for Fanar-1-9B-Instruct -> Hala-9B;
+# [S] for LFM2-350M/700M/1.2B -> Hala-350M/700M/1.2B).
 MODEL_FIGURES = {
     "lfm2_350m": "Hala-350M",
     "lfm2_700m": "Hala-700M",
@@ -78,14 +127,23 @@ MODEL_FIGURES = {
     "fanar_9b": "Hala-9B",
 }
 
-# The slerp t the report merges with (arXiv 2509.14008, model merging, as stated in issue 5).
+# The slerp t the report merges each SFT model with its base at ([P] slerp; t = 0.5 is [S]).
 SLERP_T = 0.5
 
-# Compute the report trains on: a budget of 8x H100 GPUs (arXiv 2509.14008; one node of 8 is our reading).
+# Hardware of the report's runs: 8x H100 ([S]; one node of 8 is our reading).
 GPUS_PER_NODE = 8
+
+# Limitation the sources name: MSA only, no dialects ([S]); the per-variety FLORES table answers it.
+LIMITATION_MSA_ONLY = "[S] the model and its data are Modern Standard Arabic only (no dialects)"
 
 
 def average_for_choice(model_choice: str | None) -> PaperScore | None:
-    """The published six-benchmark average of the Hala model built from our ``model`` option, if any."""
+    """The published six-benchmark mean of the Hala model built from our ``model`` option, if any."""
     name = MODEL_FIGURES.get(model_choice or "")
     return AVERAGES.get(name) if name else None
+
+
+def benchmark_scores_for_choice(model_choice: str | None) -> tuple[str, dict[str, float]] | None:
+    """(Hala model, {benchmark: published score}) for our ``model`` option, if any."""
+    name = MODEL_FIGURES.get(model_choice or "")
+    return (name, BENCHMARK_SCORES[name]) if name in BENCHMARK_SCORES else None

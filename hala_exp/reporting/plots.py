@@ -18,6 +18,7 @@ from hala_exp.reporting.runs import (
     Run,
     benchmark_keys,
     closest_to_t,
+    comparable_with_paper,
     run_label,
     translator_keys,
     translator_variants,
@@ -68,7 +69,8 @@ def metric_vs_t(runs: list[Run], metric: str = HEADLINE_METRIC, show_paper: bool
     for label, members in lines.items():
         members.sort(key=lambda r: r.t)
         ax.plot([r.t for r in members], [r.metrics[metric] for r in members], marker="o", label=label)
-        published = paper.average_for_choice(members[0].choices.get("model")) if metric == HEADLINE_METRIC else None
+        comparable = metric == HEADLINE_METRIC and all(comparable_with_paper(r) for r in members)
+        published = paper.average_for_choice(members[0].choices.get("model")) if comparable else None
         if show_paper and published and published.model not in starred:
             starred.add(published.model)
             ax.plot(
@@ -116,7 +118,7 @@ def benchmarks_by_model(runs: list[Run], show_paper: bool = True):
     ours = [v for _, vals, _ in series for v in vals if v is not None]
     scale = paper_scale(ours)
     if show_paper and HEADLINE_METRIC in groups:
-        for model in dict.fromkeys(r.choices.get("model") for r in runs):
+        for model in dict.fromkeys(r.choices.get("model") for r in runs if comparable_with_paper(r)):
             published = paper.average_for_choice(model)
             if published:
                 values = [paper.BENCHMARK_SCORES.get(published.model, {}).get(_bench_name(g)) for g in groups[:-1]]
@@ -142,12 +144,13 @@ def benchmarks_by_model(runs: list[Run], show_paper: bool = True):
 
 
 def _bench_name(group: str) -> str:
-    """``oall/arabic_mmlu`` -> ``arabic_mmlu``: the paper's table knows benchmarks by their last name."""
-    return group.rsplit("/", 1)[-1]
+    """``oall/arabic_mmlu`` -> ``arabic_mmlu``: the paper's table knows benchmarks by their last name. A stand-in
+    (``local/<name>``) keeps its whole name: it is labelled as a stand-in and never meets a published score."""
+    return group if group.startswith("local/") else group.rsplit("/", 1)[-1]
 
 
 def translator_scores(runs: list[Run], show_paper: bool = True):
-    """BLEU and chrF++ per test set, one bar per distinct translator; the paper's BLEU before/after beside."""
+    """BLEU and chrF++ per test set, one bar per distinct translator; the paper's before/after beside ([S])."""
     sets = translator_keys(runs)
     if not sets:
         return None
@@ -163,10 +166,11 @@ def translator_scores(runs: list[Run], show_paper: bool = True):
             (run_label(v, keys, with_t=False) if keys else v.name, [v.metrics.get(sets[s][kind]) for s in names], {})
             for v in variants
         ]
-        if show_paper and kind == "bleu":
+        if show_paper:
             names = names + ["paper test set"]
             series = [(label, vals + [None], style) for label, vals, style in series]
-            for label, score in paper.TRANSLATOR_BLEU.items():
+            published = paper.TRANSLATOR_BLEU if kind == "bleu" else paper.TRANSLATOR_CHRF
+            for label, score in published.items():
                 series.append((f"paper: {label}", [None] * (len(names) - 1) + [score.value], PAPER_STYLE))
         x = np.arange(len(names))
         width = 0.8 / max(len(series), 1)

@@ -58,7 +58,7 @@ def build_wandb_report(runs: list[Run], entity: str, project: str, group: str | 
     ]
     if translation:
         panels.append(wr.BarPlot(title="Translator BLEU / chrF++", metrics=translation, orientation="v"))
-    reference = "; ".join(f"{s.model} {s.value:g}" for s in paper.AVERAGES.values())
+    reference = "; ".join(f"{s.model} {s.value:.2f}" for s in paper.AVERAGES.values())
     return wr.Report(
         entity=entity,
         project=project,
@@ -67,8 +67,8 @@ def build_wandb_report(runs: list[Run], entity: str, project: str, group: str | 
         blocks=[
             wr.H1(f"Group {group}"),
             wr.P(
-                f"Paper six-benchmark averages ({paper.CITATION}): {reference}. The paper merges at "
-                f"t = {paper.SLERP_T:g}."
+                f"Hala six-benchmark means ({paper.MEAN_OF_TABLE}): {reference}; comparable only with runs that "
+                f"log six_benchmark_mean (the six on hub data). The paper merges at t = {paper.SLERP_T:g} ([S])."
             ),
             wr.PanelGrid(runsets=[runset], panels=panels),
         ],

@@ -2,7 +2,7 @@
 
 The Hala report turns the FP8 teacher's translations of Open-Orca into bilingual tuples
 <instruction_en, instruction_ar, response_en, response_ar> and mixes them with filtered OPUS-100 into a 1.26M
-example corpus on which LFM2-1.2B learns to translate in both directions (arXiv 2509.14008).
+example corpus on which LFM2-1.2B learns to translate in both directions ([S] reviews, ../shared/PAPER.md).
 
 Every translated turn (``messages_en[i]`` / ``messages[i]``, system, user and assistant alike) and every
 parallel pair gives one training pair per direction::

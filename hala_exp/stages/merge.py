@@ -1,7 +1,7 @@
 """merge stage: slerp the fine-tuned model with its base (mergekit), the Hala recipe's last training step.
 
 Inputs: ``model`` (the SFT model) and ``base`` (the model it was tuned from). ``t`` is the weight of the SFT
-model: t = 0 returns the base, t = 1 the SFT model (the paper merges at t = 0.5, arXiv 2509.14008).
+model: t = 0 returns the base, t = 1 the SFT model (slerp [P]; the paper merges at t = 0.5 [S]).
 
 Interpolation factors follow mergekit's parameter rules, which this stage documents and checks:
 
@@ -79,7 +79,7 @@ class Runtime:
 @dataclass
 class Config:
     method: Literal["slerp"] = "slerp"
-    t: Gradient = 0.5  # weight of the SFT model: arXiv 2509.14008 merges at t = 0.5
+    t: Gradient = 0.5  # weight of the SFT model: the paper merges at t = 0.5 ([S] reviews)
     filters: list[FilteredT] = field(default_factory=list)
     # null keeps the checkpoints' dtype; bfloat16/float16/float32 casts the merge (mergekit `dtype`).
     dtype: Literal["float32", "bfloat16", "float16"] | None = None

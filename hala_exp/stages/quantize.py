@@ -1,7 +1,8 @@
 """quantize stage: compress the teacher translator with llmcompressor, then check what compression cost.
 
 The Hala report quantises its teacher to FP8 for ~2x translation throughput "with no quality loss"
-(arXiv 2509.14008). ``method: fp8_dynamic`` runs llmcompressor's ``oneshot`` with
+([P] arXiv 2509.14008 abstract; llmcompressor as the tool is [S]). ``method: fp8_dynamic`` runs
+llmcompressor's ``oneshot`` with
 ``QuantizationModifier(targets, scheme="FP8_DYNAMIC", ignore)``: Linear weights become float8 with per-channel
 scales, activations are quantised per token at run time, so no calibration data is needed. The checkpoint is
 written with ``save_compressed=True`` (compressed-tensors format: vLLM and plain transformers read it).

@@ -1,6 +1,6 @@
 """train stage: supervised fine-tuning of a causal LM on chat data (messages schema) with Lightning.
 
-Runs twice in the Hala recipe (arXiv 2509.14008 Fig. 1): LFM2-1.2B becomes the translator on the bilingual
+Runs twice in the Hala recipe ([S] reviews): LFM2-1.2B becomes the translator on the bilingual
 corpus, then the base models are tuned on the translated SFT mix. Inputs: ``model`` (a Hugging Face
 directory) and ``data`` (JSONL, messages schema). Output ``model``: a Hugging Face directory with tokenizer,
 the chat template trained with and ``training_config.json``.

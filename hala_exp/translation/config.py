@@ -95,7 +95,7 @@ class ProtectConfig:
         ]
     )
     # Reject rows whose protected share of characters exceeds this (the paper dropped code from Hermes-3,
-    # arXiv 2509.14008); null keeps them.
+    # [S] reviews); null keeps them.
     max_protected_ratio: float | None = None
 
     def check(self) -> None:

@@ -1,5 +1,5 @@
-"""What a translation cost: rows, tokens, time, device hours and money (the paper's headline is a total
-under $1,500, arXiv 2509.14008 abstract)."""
+"""What a translation cost: rows, tokens, time, device hours and money (a total "under $1,500" is
+quoted for the paper by [S] reviews only, not verified)."""
 
 from __future__ import annotations
 
