@@ -10,7 +10,8 @@ CONF = Path(__file__).parents[1] / "conf"
 
 
 def eval_step_configs(option: str, overrides: dict | None = None) -> dict:
-    """Resolved step configs of `eval_translator` and `eval` for `eval=<option>` (as conf/pipeline/hala.yaml wires them)."""
+    """Resolved step configs of `eval_translator` and `eval` for `eval=<option>`, as conf/pipeline/hala.yaml
+    wires them."""
     from omegaconf import OmegaConf
 
     translator = OmegaConf.load(CONF / "translator/embedded.yaml")
