@@ -43,7 +43,8 @@ def test_mix_is_memory_mapped_from_its_directory_and_reused(tmp_path):
     mix = write_inputs(tmp_path / "in")["instructions"]
     built = build_mix(mix, tmp_path / "mix")
     assert [f["filename"] for f in built.dataset.cache_files] == [str(tmp_path / "mix" / MIX_FILE)]
-    assert sorted(p.name for p in (tmp_path / "mix").iterdir()) == ["mix.arrow", "mix.json", "rejects.jsonl"]
+    visible = sorted(p.name for p in (tmp_path / "mix").iterdir() if not p.name.startswith("."))
+    assert visible == ["mix.arrow", "mix.json", "rejects.jsonl"]  # the per-source scratch files are gone
     stamp = (tmp_path / "mix" / MIX_FILE).stat().st_mtime_ns
     again = build_mix(mix, tmp_path / "mix")
     assert (tmp_path / "mix" / MIX_FILE).stat().st_mtime_ns == stamp and again.per_source == built.per_source
@@ -137,3 +138,49 @@ def test_empty_source_is_a_plan_error_of_the_step_before_any_compute(tmp_path):
     with pytest.raises(ConfigError, match=r"pipeline.steps.translate_seed.config: source 'orca_embedded': .* is empty"):
         Pipeline.from_config(cfg, group="t")
     assert not (tmp_path / "out").exists()
+
+
+BUILD_SCRIPT = """
+import json, logging, sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from data_mix_inputs import write_inputs
+from hala_exp.data.mixes import build_mix
+mix = write_inputs(Path({inputs!r}))["instructions"]
+while time.time() < {start}:
+    time.sleep(0.001)
+messages = []
+
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        messages.append(record.getMessage())
+
+
+logger = logging.getLogger("hala_exp.data.mixes")
+logger.setLevel(logging.INFO)
+logger.addHandler(Keep())
+built = build_mix(mix, Path({out!r}))
+print(json.dumps({{"reused": any("reusing" in m for m in messages), "ids": [r["id"] for r in built.dataset]}}))
+"""
+
+
+@pytest.mark.slow  # three interpreters importing datasets: ~20 s on two busy cores
+def test_jobs_started_together_build_the_mix_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    write_inputs(tmp_path / "in")  # the files exist before the jobs start
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    script = BUILD_SCRIPT.format(
+        tests=str(Path(__file__).parent), inputs=str(tmp_path / "in"), out=str(tmp_path / "mix"), start=time.time() + 8
+    )
+    jobs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env) for _ in range(3)
+    ]
+    results = [json.loads(job.communicate(timeout=120)[0]) for job in jobs]
+    assert sorted(r["reused"] for r in results) == [False, True, True]
+    expected = [r["id"] for r in json.loads(FIXTURE.read_text(encoding="utf-8"))["instructions"]["rows"]]
+    assert all(r["ids"] == expected for r in results)

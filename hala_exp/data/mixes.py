@@ -13,7 +13,8 @@ name) through SHA-256, so a mix is the same in every process (Python's ``hash()`
 A sample keeps file order; sources keep the config's order.
 
 ``out_dir`` belongs to the mix: a rebuild with the same config reuses a finished ``mix.arrow`` (callers give
-a directory inside a content-addressed stage artifact, whose fingerprint covers the source files).
+a directory inside a content-addressed stage artifact, whose fingerprint covers the source files). Jobs that
+share the directory take turns on a file lock (``filelock``), so the first builds and the others reuse.
 """
 
 from __future__ import annotations
@@ -67,9 +68,17 @@ def build_mix(
     """Read, adapt, quarantine and sample every source of a mix into ``out_dir`` (see the module docstring).
     ``target_language`` names the target column of parallel sources that do not set ``target``. A source
     that selects no row is an error naming it, unless ``require_rows=False`` (a caller with its own check)."""
+    from filelock import FileLock
+
     mix = as_mix(mix)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Jobs that share a stage directory build its mix once: the others wait here, then reuse it.
+    with FileLock(str(out_dir / ".build.lock")):
+        return _build(mix, out_dir, target_language, require_rows)
+
+
+def _build(mix: MixConfig, out_dir: Path, target_language: str | None, require_rows: bool) -> MixBuild:
     key = {"format": FORMAT, "mix": asdict(mix), "target_language": target_language}
     summary_path = out_dir / SUMMARY_FILE
     if summary_path.is_file() and (out_dir / MIX_FILE).is_file():
