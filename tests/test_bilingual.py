@@ -239,3 +239,10 @@ def test_filter_and_seed_are_wired_from_the_config_groups(tmp_path):
         cfg = compose(config_name="config", overrides=overrides)
     step = Pipeline.from_config(cfg, group="t").steps["bilingual"].config
     assert step.seed == 5 and step.filter.min_length_ratio == 0.1
+
+
+def test_an_empty_corpus_stops_the_stage_naming_the_reasons(tmp_path):
+    with pytest.raises(ValueError, match=r"no training pair left \(2 rejected: .*turn_count_mismatch"):
+        run_stage(tmp_path, TRANSLATED[1:], parallel=None)
+    kept = (tmp_path / "out" / bilingual.REJECTED).read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["reason"] for line in kept] == ["turn_count_mismatch", "identical_sides"]

@@ -129,6 +129,11 @@ def run(ctx: StageContext) -> StageResult:
         filtered.close()
         rejects.add_file(filtered.path)
         filtered.path.unlink()
+    if not rows:  # fail here, naming why, rather than inside training on an empty file
+        unshuffled.unlink()
+        raise ValueError(
+            f"bilingual: no training pair left ({rejects.total} rejected: {rejects.reasons()}; see {rejects.path})"
+        )
     _write_corpus(unshuffled, out, rows, cfg)
     unshuffled.unlink()
 
