@@ -19,27 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
-from hala_exp import __main__ as app
 from hala_exp.core import store
 from hala_exp.core.errors import describe
 
 ROOT = Path(__file__).parents[1]
 TESTS = Path(__file__).parent
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """`python -m hala_exp ARGS` in this process; returns the exit code and everything it printed."""
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # main() sets it; monkeypatch restores it afterwards
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setattr(sys, "argv", ["hala_exp", *args])
-    try:
-        app.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 def error_lines(output: str) -> list[str]:
