@@ -62,6 +62,22 @@ def test_two_runs_started_in_the_same_second_get_two_directories(tmp_path):
     pytest.fail("could not start two runs within one second in 3 attempts (machine too loaded?)")
 
 
+def test_each_sweep_gets_its_own_multirun_directory_shared_by_its_jobs(tmp_path, monkeypatch, capsys):
+    import pipeline_fakes as fakes
+    from cli_helpers import fake_pipeline_conf
+
+    fakes.patch(monkeypatch)
+    searchpath = fake_pipeline_conf(tmp_path / "conf")
+    args = ["-m", searchpath, "pipeline=fakes", "pipeline.steps.double.config.factor=2,3", "logger=none"]
+    for _ in range(2):
+        code, printed = run_cli(monkeypatch, capsys, *args, f"paths.output_dir={tmp_path / 'out'}")
+        assert code == 0, printed
+    sweeps = sorted((tmp_path / "out" / "multirun").iterdir())
+    assert len(sweeps) == 2  # started within seconds of each other, still apart
+    for sweep in sweeps:
+        assert sorted(p.parent.name for p in sweep.glob("*/summary.json")) == ["0", "1"]
+
+
 # ------------------------------------------------------------------------------------------ user mistakes: 2
 @pytest.mark.parametrize(
     "override, env_var",
