@@ -53,7 +53,10 @@ def app(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     try:
-        _redact_hydra_files(run_dir / hc.output_subdir if hc.output_subdir else None)
+        saved = list((run_dir / hc.output_subdir).glob("*.yaml")) if hc.output_subdir else []
+        if str(hc.mode) == "RunMode.MULTIRUN":
+            saved.append(Path(hc.sweep.dir) / "multirun.yaml")  # the sweep's whole config, written once
+        _redact_saved_yaml(saved)
         return _run(cfg, hc, run_dir)
     except Exception as e:
         _exit(e, log.error)
@@ -87,15 +90,13 @@ def _run(cfg: DictConfig, hc, run_dir: Path) -> float | None:
     return summary["metrics"].get(objective) if objective else None
 
 
-def _redact_hydra_files(hydra_dir: Path | None) -> None:
-    """Hydra saved config.yaml, hydra.yaml and overrides.yaml before the app ran: redact secrets in place
-    (a secret reaching the config from a config file, or a sweep parameter)."""
+def _redact_saved_yaml(paths: list[Path]) -> None:
+    """Hydra saved config.yaml, hydra.yaml, overrides.yaml (and a sweep's multirun.yaml) before the app ran:
+    redact secrets in place (a secret reaching the config from a config file, or a sweep parameter)."""
     from hala_exp.core.store import atomic_write_text
     from hala_exp.core.tracking import redact
 
-    if hydra_dir is None or not hydra_dir.is_dir():
-        return
-    for path in sorted(hydra_dir.glob("*.yaml")):
+    for path in sorted(p for p in paths if p.is_file()):
         data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
         clean = redact(data)
         if clean != data:

@@ -72,6 +72,28 @@ def test_secrets_from_the_environment_and_config_files_never_reach_disk(tmp_path
     assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))  # W&B did write its files
 
 
+def test_secrets_from_config_files_are_redacted_in_a_sweep(tmp_path, monkeypatch, capsys):
+    """A multirun also writes the sweep's whole config (multirun.yaml) and one .hydra/ per job."""
+    fakes.patch(monkeypatch)
+    searchpath = fake_pipeline_conf(tmp_path / "conf", {"experiment/leaky.yaml": LEAKY_EXPERIMENT})
+    out = tmp_path / "out"
+    code, printed = run_cli(
+        monkeypatch,
+        capsys,
+        "-m",
+        searchpath,
+        "pipeline=fakes",
+        "+experiment=leaky",
+        "pipeline.steps.double.config.factor=2,3",
+        "logger=none",
+        f"paths.output_dir={out}",
+    )
+    assert code == 0, printed
+    assert files_with(out, ["file-SECRET-3", "file-SECRET-4"]) == {}
+    (sweep,) = (out / "multirun").iterdir()
+    assert f"hub_access_token: '{REDACTED}'" in (sweep / "multirun.yaml").read_text()
+
+
 def test_saved_model_config_is_redacted_and_still_loads(tiny_lfm2_dir, tmp_path):
     from transformers import AutoConfig, AutoTokenizer
 

@@ -93,6 +93,10 @@ def test_offline_runs_one_per_stage_grouped_resolved_with_metrics(tmp_path, monk
     assert by_kind["train"]["config"]["step_config"] == {"factor": 2}
     assert by_kind["model"]["summary"]["value"] == 3 and by_kind["train"]["summary"]["value"] == 6
     assert summary["stages"]["double"]["wandb_run_id"] in str(sorted((out / "wandb").glob("offline-run-*")))
+    # No command-line or environment capture: the metadata file is off, and argv appears in no run file.
+    wandb_files = [f for f in (out / "wandb").rglob("*") if f.is_file()]
+    assert not [f for f in wandb_files if f.name == "wandb-metadata.json"]
+    assert not [f for f in wandb_files if b"hydra.searchpath" in f.read_bytes()]
     for f in out.rglob("*"):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f
