@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import NoReturn, cast
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -81,7 +82,7 @@ def _run(cfg: DictConfig, hc, run_dir: Path) -> float | None:
         "git_commit": git_commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    summary = pipeline.run(summary_path, run_info, OmegaConf.to_container(cfg, resolve=True))
+    summary = pipeline.run(summary_path, run_info, cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     print(format_table(summary))
     if "pending" in summary:
         print(f"Pending: {summary['pending']}\nRerun the same command once the other jobs are done.")
@@ -118,7 +119,7 @@ def refuse_secret_overrides(argv: list[str]) -> None:
             )
 
 
-def _exit(exc: BaseException, say=None) -> None:
+def _exit(exc: BaseException, say=None) -> NoReturn:
     from hala_exp.core.errors import debug, describe
 
     code, line = describe(exc)

@@ -25,7 +25,7 @@ class InsufficientSpace(OSError):
         super().__init__(errno.ENOSPC, message)
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.strerror or ""
 
 
 def debug() -> bool:
@@ -36,7 +36,7 @@ def _names(exc: BaseException) -> set[str]:
     return {f"{c.__module__}.{c.__name__}" for c in type(exc).__mro__}
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return "; ".join(p.strip() for p in str(text).splitlines() if p.strip())
 
 

@@ -72,10 +72,9 @@ def redact(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
     if isinstance(obj, str) and "=" in obj:
-        key = secret_override_key(obj)
-        if key is not None:
-            m = OVERRIDE.match(obj)
-            return f"{m.group('prefix') or ''}{key}={REDACTED}"
+        m = OVERRIDE.match(obj)
+        if m and secret_override_key(obj) is not None:
+            return f"{m.group('prefix') or ''}{m.group('key')}={REDACTED}"
         if "," in obj:  # Hydra's override_dirname joins overrides with commas
             parts = obj.split(",")
             redacted = [redact(p) for p in parts]
@@ -121,7 +120,7 @@ class StageTracker:
     def __init__(self, cfg: LoggerConfig, name: str, job_type: str, group: str, config: dict, tags: list[str]):
         self.cfg, self.name, self.job_type, self.group = cfg, name, job_type, group
         self.config, self.tags = redact(config), list(dict.fromkeys([*cfg.tags, *tags]))  # logger.tags first
-        self.run = None
+        self.run: Any = None
 
     def __enter__(self) -> StageTracker:
         if self.cfg.mode != "disabled":
