@@ -115,6 +115,20 @@ def test_user_mistakes_are_one_line_and_exit_2(override, message, tmp_path, monk
     assert "Traceback" not in printed
 
 
+def test_empty_input_is_one_line_and_exit_2_before_any_compute(tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    out = tmp_path / "out"
+    code, printed = run_cli(
+        monkeypatch, capsys, f"data.seed.sources.0.path={empty}", f"paths.output_dir={out}", "logger=none"
+    )
+    assert code == 2
+    lines = error_lines(printed)
+    assert len(lines) == 1 and "config error: pipeline.steps.translate_seed.config: source 'orca_embedded'" in lines[0]
+    assert f"{empty} is empty" in lines[0]
+    assert not (out / "cache").exists()
+
+
 def test_debug_env_adds_the_traceback(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HALA_DEBUG", "1")
     code, printed = run_cli(monkeypatch, capsys, "bogus_key=1", f"paths.output_dir={tmp_path}")
