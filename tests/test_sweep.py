@@ -150,3 +150,73 @@ def test_submitit_local_launcher_sweep_after_a_sweep_pays_only_merge_and_eval(t_
     for job in jobs:  # the two jobs ran concurrently, each reusing the cache of the first sweep
         assert ran(job) == PER_T_STEPS, job["stages"]
     assert (sweep_dir / ".submitit").is_dir()  # really went through submitit
+
+
+# ------------------------------------------------------------------------------------------ optuna
+OPTUNA_FAKE_SWEEP = """\
+# @package _global_
+defaults:
+  - override /hydra/sweeper: optuna
+  - override /hydra/sweeper/sampler: tpe
+hydra:
+  sweeper:
+    direction: maximize
+    n_trials: 3
+    n_jobs: 1
+    sampler: {seed: 0, n_startup_trials: 3}
+    params:
+      pipeline.steps.double.config.factor: range(1, 9)
+"""
+
+
+def test_optuna_trials_receive_the_pipeline_objective(tmp_path, monkeypatch, capsys):
+    """3 Optuna trials on the model-free fake stages: each trial's value is its run's `pipeline.objective`."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    import pipeline_fakes as fakes
+    import yaml
+    from cli_helpers import fake_pipeline_conf, run_cli
+
+    fakes.patch(monkeypatch)
+    searchpath = fake_pipeline_conf(tmp_path / "conf", {"sweep/optuna_fake.yaml": OPTUNA_FAKE_SWEEP})
+    sweep_dir = tmp_path / "out" / "multirun" / "optuna"
+    code, printed = run_cli(
+        monkeypatch,
+        capsys,
+        "-m",
+        searchpath,
+        "pipeline=fakes",
+        "+sweep=optuna_fake",
+        "logger=none",
+        f"paths.output_dir={tmp_path / 'out'}",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert code == 0, printed
+    jobs = summaries(sweep_dir)
+    assert len(jobs) == 3
+    values = {
+        j["config"]["pipeline"]["steps"]["double"]["config"]["factor"]: j["metrics"]["double/value"] for j in jobs
+    }
+    assert all(v == 3 * factor for factor, v in values.items())  # the fake pipeline: source 3, doubled by factor
+    result = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert result["best_value"] == max(values.values())
+    assert result["best_params"]["pipeline.steps.double.config.factor"] == max(values)
+
+
+@pytest.mark.slow
+def test_optuna_t_sweep_runs_three_real_trials_and_maximises_the_objective(t_sweep):
+    """conf/sweep/optuna_t on the embedded pipeline: upstream cached, each trial pays merge + eval only."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    import yaml
+
+    out = t_sweep.parents[1]
+    sweep_dir = out / "multirun" / "optuna_t"
+    hala(["-m", "+sweep=optuna_t", "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep_dir}"], out)
+    jobs = summaries(sweep_dir)
+    assert len(jobs) == 3
+    for job in jobs:
+        assert ran(job) <= PER_T_STEPS, job["stages"]
+    values = [j["metrics"]["eval/average"] for j in jobs]
+    result = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert result["best_value"] == max(values)
+    best = max(jobs, key=lambda j: j["metrics"]["eval/average"])
+    assert result["best_params"]["merge.t"] == best["config"]["merge"]["t"]

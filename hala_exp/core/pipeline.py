@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from hala_exp.core import store as cache_mod
+from hala_exp.core.disk import check_free_space
 from hala_exp.core.schema import ConfigError, build
 from hala_exp.core.stage import KINDS, StageContext, StagePending, load_kind
-from hala_exp.core.tracking import LoggerConfig, StageTracker, redact
+from hala_exp.core.tracking import LoggerConfig, StageTracker, redact, redact_saved_configs
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ class Pipeline:
         log.info("stage %s (%s) -> %s", step.name, step.kind, art.path)
         module = load_kind(step.kind)
         inputs = {role: self._outputs(up) for role, up in step.inputs.items()}
+        check_free_space(step.name, step.kind, module, step.config, inputs, art.path)
         tags = [*self.tags, f"stage:{step.kind}"]
         started = time.perf_counter()
         # W&B config: the whole resolved config (so `merge.t` compares across runs) plus this step's view.
@@ -188,25 +190,28 @@ class Pipeline:
             result = module.run(ctx)
             seconds = time.perf_counter() - started
             tracker.summarize({**result.metrics, "seconds": seconds})
+            redact_saved_configs(art.path)
             art.finish(
-                {
-                    "step": step.name,
-                    "kind": step.kind,
-                    "fingerprint": step.fingerprint,
-                    "config": redact(step.raw_config),
-                    "inputs": {
-                        r: {"step": u, "fingerprint": self.steps[u].fingerprint, "outputs": inputs[r]}
-                        for r, u in step.inputs.items()
-                    },
-                    "versions": cache_mod.library_versions(module.VERSIONS),
-                    "git_commit": git_commit(),
-                    "host": socket.gethostname(),
-                    "wall_seconds": seconds,
-                    "metrics": result.metrics,
-                    "details": result.details,
-                    "outputs": result.outputs,
-                    "wandb_run_id": tracker.run_id,
-                }
+                redact(
+                    {
+                        "step": step.name,
+                        "kind": step.kind,
+                        "fingerprint": step.fingerprint,
+                        "config": redact(step.raw_config),
+                        "inputs": {
+                            r: {"step": u, "fingerprint": self.steps[u].fingerprint, "outputs": inputs[r]}
+                            for r, u in step.inputs.items()
+                        },
+                        "versions": cache_mod.library_versions(module.VERSIONS),
+                        "git_commit": git_commit(),
+                        "host": socket.gethostname(),
+                        "wall_seconds": seconds,
+                        "metrics": result.metrics,
+                        "details": result.details,
+                        "outputs": result.outputs,
+                        "wandb_run_id": tracker.run_id,
+                    }
+                )
             )
         return StageOutcome(
             step.kind, "ran", step.fingerprint, str(art.path), round(seconds, 2), tracker.run_id, result.metrics

@@ -37,7 +37,12 @@ def build(cls: type, data: Any, where: str) -> Any:
             value = data[name]
             if value == "???":
                 raise ConfigError(f"{key}: a value is required (it is '???')")
-            kwargs[name] = _coerce(hints[name], value, key)
+            try:
+                kwargs[name] = _coerce(hints[name], value, key)
+            except ConfigError:
+                if "expects" not in f.metadata:  # `field(metadata={"expects": "..."})` words the error
+                    raise
+                raise ConfigError(f"{key}: must be {f.metadata['expects']}, got {value!r}") from None
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{key}: a value is required")
     obj = cls(**kwargs)

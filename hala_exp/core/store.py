@@ -5,16 +5,17 @@ change speed, not results; ``comment`` keys too: they document), its inputs' fin
 local input files and the versions of the libraries that change its result. A finished stage writes
 ``manifest.json`` and then the completion marker ``COMPLETE`` (both via rename, so readers never see half a
 file). A directory without the marker is an interrupted attempt: it is redone, and the stage may reuse the
-partial work it finds there (translation shards, training checkpoints). A file lock makes two processes that
+partial work it finds there (translation shards, training checkpoints). A file lock (``filelock``: an OS lock,
+released by the kernel when its holder dies, so a killed job never blocks a rerun) makes two processes that
 need the same stage compute it once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 MARKER = "COMPLETE"
 MANIFEST = "manifest.json"
@@ -84,9 +87,18 @@ def fingerprint(
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: readers see the old file or the new one, and a failed write
+    (disk full, read-only file system) leaves neither a half file nor its temporary behind."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 @dataclass
@@ -125,12 +137,21 @@ class ArtifactStore:
     @contextlib.contextmanager
     def claim(self, artifact: Artifact) -> Iterator[Artifact]:
         """Hold the artifact's lock: whoever holds it either finds it complete or builds it."""
+        from filelock import FileLock, Timeout
+
         artifact.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = artifact.path.with_name(artifact.path.name + ".lock")
-        with open(lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                artifact.path.mkdir(exist_ok=True)
-                yield artifact
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        lock = FileLock(self.lock_path(artifact))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("waiting for another job that is building %s", artifact.path)
+            lock.acquire()
+        try:
+            artifact.path.mkdir(exist_ok=True)
+            yield artifact
+        finally:
+            lock.release()
+
+    @staticmethod
+    def lock_path(artifact: Artifact) -> Path:
+        return artifact.path.with_name(artifact.path.name + ".lock")

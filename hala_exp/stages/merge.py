@@ -79,7 +79,8 @@ class Runtime:
 @dataclass
 class Config:
     method: Literal["slerp"] = "slerp"
-    t: Gradient = 0.5  # weight of the SFT model: the paper merges at t = 0.5 ([S] reviews)
+    # weight of the SFT model: the paper merges at t = 0.5 ([S] reviews)
+    t: Gradient = field(default=0.5, metadata={"expects": "a number in [0, 1] or a list of them"})
     filters: list[FilteredT] = field(default_factory=list)
     # null keeps the checkpoints' dtype; bfloat16/float16/float32 casts the merge (mergekit `dtype`).
     dtype: Literal["float32", "bfloat16", "float16"] | None = None

@@ -42,6 +42,25 @@ class Config:
             raise ConfigError(f"architecture: {self.architecture!r} is not allowed; allowed values: ['lfm2', 'llama']")
 
 
+# A GGUF package's weights are saved de-quantised: SmolLM2-135M Q4_1 is 98 MB as GGUF and 538 MB as float32
+# safetensors (5.5x, measured here); 6 is our rounding up.
+GGUF_EXPANSION = 6
+
+
+def estimate_output_bytes(config: Config, inputs: dict) -> int:
+    """Bytes this stage writes into its artifact (the free-space check): a de-quantised GGUF copy. Hub snapshots
+    go to the Hugging Face cache (huggingface_hub checks that space itself); a built model is tiny."""
+    if config.source != "gguf_package":
+        return 0
+    import importlib.util
+
+    spec = importlib.util.find_spec(config.package or "")
+    if spec is None or not spec.submodule_search_locations or not config.gguf_file:
+        return 0  # run() reports the missing package
+    gguf = Path(list(spec.submodule_search_locations)[0]) / config.gguf_file
+    return GGUF_EXPANSION * gguf.stat().st_size if gguf.is_file() else 0
+
+
 def run(ctx: StageContext) -> StageResult:
     cfg: Config = ctx.config
     out = ctx.out_dir / "model"

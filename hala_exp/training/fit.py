@@ -100,7 +100,7 @@ def fit(request: dict[str, Any], log_fn: Callable[[dict, int | None], None]) -> 
         accelerator=tr["accelerator"],
         devices=tr["devices"],
         num_nodes=tr["num_nodes"],
-        strategy=_strategy(tr, model),
+        strategy=build_strategy(tr, model),
         precision=tr["precision"],
         max_steps=total_steps,
         accumulate_grad_batches=accumulate,
@@ -151,16 +151,21 @@ def _load_model(model_dir: str, cfg: dict):
     )
 
 
-def _strategy(tr: dict, model):
+def shard_units(model) -> set[type]:
+    """The module classes FSDP wraps (and checkpoints) one by one: those the model marks as not to be split
+    (its decoder layers)."""
+    names = set(getattr(model, "_no_split_modules", None) or [])
+    return {type(m) for m in model.modules() if type(m).__name__ in names}
+
+
+def build_strategy(tr: dict, model):
     name = tr["strategy"]
     if name != "fsdp":
         return name
     from pytorch_lightning.strategies import FSDPStrategy
 
     f = tr["fsdp"] or {}
-    # Wrap (and checkpoint) each decoder layer: the classes the model marks as not to be split.
-    names = set(getattr(model, "_no_split_modules", None) or [])
-    layers = {type(m) for m in model.modules() if type(m).__name__ in names}
+    layers = shard_units(model)
     return FSDPStrategy(
         auto_wrap_policy=layers or None,
         sharding_strategy=f.get("sharding_strategy", "FULL_SHARD"),
