@@ -117,8 +117,9 @@ class Pipeline:
             except (FileNotFoundError, ConfigError) as e:  # a missing or empty input: a plan error, before compute
                 raise ConfigError(f"pipeline.steps.{name}.config: {e}") from None
             inputs = {role: self._fingerprint(up) for role, up in step.inputs.items()}
+            versions = cache_mod.library_versions(module.VERSIONS)
             step.fingerprint = cache_mod.fingerprint(
-                step.kind, step.raw_config, inputs, cache_mod.library_versions(module.VERSIONS), files
+                step.kind, module.FORMAT_VERSION, step.config, inputs, versions, files
             )
         return step.fingerprint
 

@@ -2,8 +2,11 @@
 
 A stage is a module in this package with:
 
-* ``Config``: a dataclass describing its step config (validated before any compute);
+* ``Config``: a dataclass describing its step config (validated before any compute); fields marked
+  ``NOT_FINGERPRINTED`` (``hala_exp.core.schema``) do not enter the fingerprint;
 * ``VERSIONS``: distributions whose version changes the stage's result (part of the fingerprint);
+* ``FORMAT_VERSION``: an int bumped whenever the stage's code changes the bytes it writes (part of the
+  fingerprint, so an artifact written by older code is never reused);
 * ``run(ctx: StageContext) -> StageResult``: does the work inside ``ctx.out_dir``.
 
 Optionally ``input_files(config) -> list[str]``: local files whose content is part of the fingerprint, and

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hala_exp.core.schema import ConfigError
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError
 from hala_exp.evaluation.local_tasks import LocalSource, check_subset, convert, write_task_dir
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,9 @@ SIX_TASK_COUNTS = {
 
 @dataclass
 class BenchmarkRuntime:
-    batch_size: int = 8
-    device: str = "cpu"  # cpu | cuda
-    dtype: str = "float32"
+    batch_size: int = field(default=8, metadata=NOT_FINGERPRINTED)
+    device: str = field(default="cpu", metadata=NOT_FINGERPRINTED)  # cpu | cuda
+    dtype: str = "float32"  # fingerprinted: the precision changes the scores
 
 
 @dataclass

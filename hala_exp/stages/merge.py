@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from hala_exp.core.schema import ConfigError, in_range
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError, in_range
 from hala_exp.core.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
 VERSIONS = ("mergekit", "torch", "safetensors")
+FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 # Files that make a tokenizer and its chat template; copied from the base so the merged model speaks like it.
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -72,8 +73,10 @@ class FilteredT:
 
 @dataclass
 class Runtime:
-    device: str = "cpu"  # where mergekit does the arithmetic: cpu | cuda | auto
-    out_shard_size: str = "5B"  # parameters per safetensors shard (mergekit's notation)
+    # Where mergekit does the arithmetic (cpu | cuda | auto) and how many parameters go in one safetensors
+    # shard (mergekit's notation): the same tensors either way.
+    device: str = field(default="cpu", metadata=NOT_FINGERPRINTED)
+    out_shard_size: str = field(default="5B", metadata=NOT_FINGERPRINTED)
 
 
 @dataclass

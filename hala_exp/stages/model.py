@@ -11,17 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hala_exp.core.schema import ConfigError
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError
 from hala_exp.core.stage import StageContext, StageResult
 
 VERSIONS = ("transformers", "tokenizers", "torch")
+FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 HUB_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "tokenizer*", "*.txt", "*.model", "*.py"]
 
 
 @dataclass
 class Config:
     source: Literal["hub", "gguf_package", "config"]
-    name: str  # display name, e.g. "LFM2-1.2B"
+    name: str = field(metadata=NOT_FINGERPRINTED)  # display name, e.g. "LFM2-1.2B"
     path: str | None = None  # hub id or local directory (source=hub)
     revision: str | None = None
     trust_remote_code: bool = False
