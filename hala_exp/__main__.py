@@ -56,8 +56,7 @@ def main(cfg: DictConfig) -> float | None:
     if "pending" in summary:
         print(f"Pending: {summary['pending']}\nRerun the same command once the other jobs are done.")
     print(f"Run summary: {summary_path}")
-    objective = cfg.pipeline.get("objective")
-    return summary["metrics"].get(objective) if objective else None
+    return summary["metrics"].get(pipeline.objective) if pipeline.objective else None
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ class Pipeline:
         self.steps, self.selected = steps, selected
         self.store = cache_mod.ArtifactStore(cache_dir)
         self.logger, self.group, self.tags = logger, group, tags
+        self.objective: str | None = None  # the metric a sweeper optimises (`pipeline.objective`)
         self.run_config: dict = {}  # the run's resolved, redacted config: every stage's W&B config
 
     # ---------------------------------------------------------------- planning
@@ -74,17 +75,19 @@ class Pipeline:
             raise ConfigError(f"pipeline.stages: unknown stage(s) {unknown}; allowed: {list(steps_raw)}")
         if len(set(selected)) != len(selected):
             raise ConfigError(f"pipeline.stages: a stage is listed twice: {selected}")
+        for name, node in steps_raw.items():  # the wiring of every declared step, selected or not
+            where = f"pipeline.steps.{name}"
+            if node.get("kind") not in KINDS:
+                raise ConfigError(f"{where}.kind: {node.get('kind')!r} is not a stage kind; allowed: {list(KINDS)}")
+            for role, upstream in (node.get("inputs") or {}).items():
+                if upstream not in steps_raw:
+                    raise ConfigError(f"{where}.inputs.{role}: unknown step {upstream!r}; allowed: {list(steps_raw)}")
         steps: dict[str, Step] = {}
         for name in _closure(selected, steps_raw):
             node = steps_raw[name]
             where = f"pipeline.steps.{name}"
-            kind = node.get("kind")
-            if kind not in KINDS:
-                raise ConfigError(f"{where}.kind: {kind!r} is not a stage kind; allowed: {list(KINDS)}")
+            kind = node["kind"]
             inputs = dict(node.get("inputs") or {})
-            for role, upstream in inputs.items():
-                if upstream not in steps_raw:
-                    raise ConfigError(f"{where}.inputs.{role}: unknown step {upstream!r}; allowed: {list(steps_raw)}")
             try:
                 resolved = OmegaConf.to_container(cfg.pipeline.steps[name].config, resolve=True) or {}
             except Exception as e:  # an interpolation to a missing group or key
@@ -103,6 +106,7 @@ class Pipeline:
                     )
         logger = build(LoggerConfig, OmegaConf.to_container(cfg.logger, resolve=True), "logger")
         pipeline = cls(steps, selected, cfg.paths.cache_dir, logger, group, list(tags))
+        pipeline.objective = OmegaConf.select(cfg, "pipeline.objective", default=None, throw_on_missing=True)
         for name in steps:
             pipeline._fingerprint(name)
         return pipeline

@@ -7,6 +7,7 @@ dict[...] and nested dataclasses. Unknown keys and missing required values are e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -25,7 +26,7 @@ NOT_FINGERPRINTED = {"fingerprint": False}
 def build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -48,6 +49,11 @@ def build(cls: type, data: Any, where: str) -> Any:
         except ConfigError as e:
             raise ConfigError(f"{where}.{e}" if where else str(e)) from None
     return obj
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # evaluates every annotation string: slow, and the same every time
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
