@@ -35,9 +35,7 @@ INVALID = "invalid"
 
 def compose_experiment(experiment: str, output_dir: Path, overrides: list[str] = ()):
     with initialize_config_dir(config_dir=str(CONF)):
-        cfg = compose(
-            "config", overrides=[f"+experiment={experiment}", f"paths.output_dir={output_dir}", *overrides]
-        )
+        cfg = compose("config", overrides=[f"+experiment={experiment}", f"paths.output_dir={output_dir}", *overrides])
     OmegaConf.set_struct(cfg, False)
     return cfg
 
