@@ -125,6 +125,15 @@ def impact(cfg, monkeypatch) -> dict[str, list[str] | str]:
     return table
 
 
+def write_table(table: dict[str, dict]) -> None:
+    """One key per line, so that a change shows as a one-line diff."""
+    lines = []
+    for experiment, keys in sorted(table.items()):
+        rows = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in keys.items()]
+        lines.append(f" {json.dumps(experiment)}: {{\n" + ",\n".join(rows) + "\n }")
+    TABLE.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+
+
 @pytest.mark.parametrize(
     "experiment", [e if e in OFFLINE else pytest.param(e, marks=pytest.mark.slow) for e in EXPERIMENTS]
 )
@@ -135,7 +144,7 @@ def test_fingerprint_impact_matches_the_table(experiment, tmp_path, monkeypatch,
     table = json.loads(TABLE.read_text()) if TABLE.exists() else {}
     if os.environ.get("HALA_REGEN_FINGERPRINT_TABLE") == "1":
         table[experiment] = computed
-        TABLE.write_text(json.dumps(dict(sorted(table.items())), indent=1, ensure_ascii=False) + "\n")
+        write_table(table)
         return
     expected = table.get(experiment)
     assert expected is not None, f"{experiment} is not in {TABLE.name}; regenerate it (see the module docstring)"
