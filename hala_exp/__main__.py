@@ -9,6 +9,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -48,7 +49,7 @@ def main(cfg: DictConfig) -> float | None:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     try:
-        summary = pipeline.run(summary_path, run_info, OmegaConf.to_container(cfg, resolve=True))
+        summary = pipeline.run(summary_path, run_info, cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     except ConfigError as e:
         log.error("config error: %s", e)
         sys.exit(2)

@@ -12,10 +12,11 @@ import logging
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hala_exp.core import store as cache_mod
 from hala_exp.core.schema import ConfigError, build
@@ -64,11 +65,11 @@ class Pipeline:
 
     # ---------------------------------------------------------------- planning
     @classmethod
-    def from_config(cls, cfg, group: str, tags: list[str] = ()) -> Pipeline:
+    def from_config(cls, cfg, group: str, tags: Sequence[str] = ()) -> Pipeline:
         """Validate the whole plan from an OmegaConf config; raises ConfigError before any compute."""
         from omegaconf import OmegaConf
 
-        steps_raw = OmegaConf.to_container(cfg.pipeline.steps, resolve=False)
+        steps_raw = cast(dict[str, dict], OmegaConf.to_container(cfg.pipeline.steps, resolve=False))
         selected = list(cfg.pipeline.stages)
         unknown = [s for s in selected if s not in steps_raw]
         if unknown:
@@ -89,7 +90,7 @@ class Pipeline:
             kind = node["kind"]
             inputs = dict(node.get("inputs") or {})
             try:
-                resolved = OmegaConf.to_container(cfg.pipeline.steps[name].config, resolve=True) or {}
+                resolved = cast(dict, OmegaConf.to_container(cfg.pipeline.steps[name].config, resolve=True) or {})
             except Exception as e:  # an interpolation to a missing group or key
                 raise ConfigError(f"{where}.config: {e}") from None
             module = load_kind(kind)

@@ -43,7 +43,7 @@ class StageContext:
     config: Any  # the stage module's Config instance
     inputs: dict[str, dict[str, str]]  # input role -> upstream step's outputs (absolute paths or hub ids)
     out_dir: Path  # stable per fingerprint: partial work of an interrupted attempt is still there
-    log_metrics: Callable[[dict[str, float], int | None], None] = lambda metrics, step=None: None
+    log_metrics: Callable[[dict[str, float], int | None], None] = field(default=lambda metrics, step=None: None)
     tracker_run: Any = None  # the W&B run of this stage, or None
 
     def input(self, role: str, key: str = "model") -> str:

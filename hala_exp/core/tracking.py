@@ -51,7 +51,7 @@ class StageTracker:
     def __init__(self, cfg: LoggerConfig, name: str, job_type: str, group: str, config: dict, tags: list[str]):
         self.cfg, self.name, self.job_type, self.group = cfg, name, job_type, group
         self.config, self.tags = redact(config), [*cfg.tags, *tags]  # `logger.tags`, then the run's own
-        self.run = None
+        self.run: Any = None
 
     def __enter__(self) -> StageTracker:
         if self.cfg.mode != "disabled":

@@ -43,8 +43,8 @@ class Document:
 def paper_table(runs: list[Run]) -> Table | None:
     """Our six-benchmark mean beside the published one, for runs whose base has a Hala counterpart and whose
     eval measured the paper's six benchmarks on hub data (a local suite's average is another number)."""
-    matched = [(r, paper.average_for_choice(r.choices.get("model"))) for r in runs if comparable_with_paper(r)]
-    matched = [(r, p) for r, p in matched if p is not None]
+    scores = [(r, paper.average_for_choice(r.choices.get("model"))) for r in runs if comparable_with_paper(r)]
+    matched = [(r, p) for r, p in scores if p is not None]
     if not matched:
         return None
     # The paper reports percent; lighteval accuracies may be fractions: compare on the paper's scale.

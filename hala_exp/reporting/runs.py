@@ -134,13 +134,17 @@ def run_label(run: Run, keys: list[str], with_t: bool = True) -> str:
     return " ".join(parts) or run.name
 
 
+def _gap(run: Run, t: float) -> float:
+    return 0.0 if run.t is None else abs(run.t - t)
+
+
 def closest_to_t(runs: list[Run], keys: list[str], t: float) -> list[Run]:
     """Per combination of ``keys``, the run whose t is closest to ``t`` (runs without t count as t)."""
     best: dict[str, Run] = {}
     for run in runs:
         label = run_label(run, keys, with_t=False)
-        gap = abs((run.t if run.t is not None else t) - t)
-        if label not in best or gap < abs((best[label].t if best[label].t is not None else t) - t):
+        kept = best.get(label)
+        if kept is None or _gap(run, t) < _gap(kept, t):
             best[label] = run
     return list(best.values())
 
