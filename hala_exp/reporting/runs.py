@@ -47,12 +47,6 @@ class Run:
         value = (self.config.get("merge") or {}).get("t")
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
-    def status_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for stage in self.stages.values():
-            counts[stage.get("status", "?")] = counts.get(stage.get("status", "?"), 0) + 1
-        return counts
-
 
 def load_run(run_dir: str | Path) -> Run:
     """One run from its directory; a summary that exists but cannot be parsed raises naming the file."""

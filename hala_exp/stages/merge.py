@@ -124,27 +124,9 @@ def gradient_value(value: Gradient, position: float) -> float:
     return (1 - frac) * value[i0] + frac * value[i1]
 
 
-def t_for_tensor(cfg: Config, tensor_name: str, num_layers: int) -> float:
-    """The t mergekit uses for one tensor: first matching filter, else ``t``; layer position as documented."""
-    layer = _layer_index(tensor_name)
-    position = 0.0 if layer is None else _position(layer, num_layers)
-    for f in cfg.filters:
-        if f.filter in tensor_name:
-            return gradient_value(f.value, position)
-    return gradient_value(cfg.t, position)
-
-
 def _position(layer: int, num_layers: int) -> float:
     """Relative position of a layer on a gradient; mergekit puts a lone layer at the end (1.0)."""
     return layer / (num_layers - 1) if num_layers > 1 else 1.0
-
-
-def _layer_index(tensor_name: str) -> int | None:
-    parts = tensor_name.split(".")
-    for i, part in enumerate(parts[:-1]):
-        if part == "layers" and parts[i + 1].isdigit():
-            return int(parts[i + 1])
-    return None
 
 
 # ------------------------------------------------------------------------------------------ refusals
