@@ -115,7 +115,8 @@ class BenchmarksConfig:
 
     def families(self, bench: str) -> list[str]:
         """lighteval task families (name before ``:``) of one benchmark's task strings."""
-        return list(dict.fromkeys(TASK_STRING.match(s)["name"].split(":")[0] for s in self.tasks[bench]))
+        names = [name for b, _, name, _ in self.task_list() if b == bench]
+        return list(dict.fromkeys(name.split(":")[0] for name in names))
 
     def is_paper_suite(self) -> bool:
         """The average is the paper's six-benchmark mean: those six, every task of each, hub data, every question."""

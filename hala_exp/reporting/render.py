@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hala_exp.reporting import paper
 from hala_exp.reporting.plots import paper_scale
@@ -131,7 +132,7 @@ def variety_table(runs: list[Run]) -> Table | None:
         columns += [f"{label} BLEU", f"{label} chrF++"]
     rows = []
     for code in order:
-        row = [FLORES_VARIETIES.get(code, code), code]
+        row: list[Any] = [FLORES_VARIETIES.get(code, code), code]
         for v in variants:
             row += [v.metrics.get(sets[found[code]].get(kind, "")) for kind in ("bleu", "chrf")]
         rows.append(row)
