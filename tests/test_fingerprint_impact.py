@@ -148,12 +148,12 @@ def test_fingerprint_impact_matches_the_table(experiment, tmp_path, monkeypatch,
         return
     expected = table.get(experiment)
     assert expected is not None, f"{experiment} is not in {TABLE.name}; regenerate it (see the module docstring)"
-    differences = {
-        key: {"table": expected.get(key, "absent"), "now": computed.get(key, "absent")}
+    differences = [
+        f"{key}: table {json.dumps(expected.get(key, 'absent'))}, now {json.dumps(computed.get(key, 'absent'))}"
         for key in sorted(set(expected) | set(computed))
         if expected.get(key) != computed.get(key)
-    }
+    ]
     assert not differences, (
         f"{experiment}: config keys move other steps than {TABLE.name} says (if intended, regenerate it and "
-        f"review the diff): {json.dumps(differences, indent=1)}"
+        "review the diff):\n" + "\n".join(differences)
     )
