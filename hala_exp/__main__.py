@@ -87,8 +87,7 @@ def _run(cfg: DictConfig, hc, run_dir: Path) -> float | None:
     if "pending" in summary:
         print(f"Pending: {summary['pending']}\nRerun the same command once the other jobs are done.")
     print(f"Run summary: {summary_path}")
-    objective = cfg.pipeline.get("objective")
-    return summary["metrics"].get(objective) if objective else None
+    return summary["metrics"].get(pipeline.objective) if pipeline.objective else None
 
 
 def _redact_saved_yaml(paths: list[Path]) -> None:

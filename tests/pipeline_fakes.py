@@ -9,19 +9,20 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 from omegaconf import OmegaConf
 
+from hala_exp.core.schema import NOT_FINGERPRINTED
 from hala_exp.core.stage import StageResult
 
 
 @dataclass
 class SourceConfig:
     value: int
-    runtime: dict | None = None  # {"sleep": seconds, "batch": n}: excluded from fingerprints
+    runtime: dict | None = field(default=None, metadata=NOT_FINGERPRINTED)  # {"sleep": seconds, "batch": n}
 
 
 def _source_run(ctx):
@@ -50,8 +51,8 @@ def _double_run(ctx):
 
 
 FAKES = {
-    "model": SimpleNamespace(Config=SourceConfig, VERSIONS=("omegaconf",), run=_source_run),
-    "train": SimpleNamespace(Config=DoubleConfig, VERSIONS=(), run=_double_run),
+    "model": SimpleNamespace(Config=SourceConfig, VERSIONS=("omegaconf",), FORMAT_VERSION=1, run=_source_run),
+    "train": SimpleNamespace(Config=DoubleConfig, VERSIONS=(), FORMAT_VERSION=1, run=_double_run),
 }
 
 

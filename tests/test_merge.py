@@ -74,12 +74,12 @@ def test_gradient_per_layer_as_documented(tmp_path, tiny_lfm2_dir, other_lfm2_di
     assert not torch.equal(merged[ff], base[ff]) and not torch.equal(merged[ff], other[ff])
     # Every tensor is mergekit's slerp at the t our documented rule gives it.
     for name, tensor in merged.items():
-        t = merge.t_for_tensor(cfg, name, 4)
+        t = t_for_tensor(cfg, name, 4)
         # mergekit's kernel takes a batch of whole tensors (leading axis = one merged tensor each).
         want = slerp(torch.tensor([t]), base[name][None], other[name][None])[0].to(base[name].dtype)
         assert torch.allclose(tensor, want, atol=1e-6), (name, t)
-    assert merge.t_for_tensor(cfg, "model.embed_tokens.weight", 4) == 0.5
-    assert merge.t_for_tensor(build(merge.Config, {"t": [0.2, 0.8]}, "merge"), "model.embed_tokens.weight", 4) == 0.2
+    assert t_for_tensor(cfg, "model.embed_tokens.weight", 4) == 0.5
+    assert t_for_tensor(build(merge.Config, {"t": [0.2, 0.8]}, "merge"), "model.embed_tokens.weight", 4) == 0.2
 
 
 def test_tokenizer_chat_template_and_yaml_carried(tmp_path, tiny_lfm2_dir, other_lfm2_dir):
@@ -148,3 +148,13 @@ def test_slerp_config_file_validates():
     root = Path(__file__).parents[1]
     cfg = build(merge.Config, OmegaConf.to_container(OmegaConf.load(root / "conf/merge/slerp.yaml")), "merge")
     assert cfg.t == 0.5 and cfg.method == "slerp"
+
+
+def t_for_tensor(cfg, tensor_name: str, num_layers: int) -> float:
+    """The t mergekit gives one tensor by our documented rule: first matching filter, else ``t``; a layer's
+    position on a gradient is layer / (num_layers - 1)."""
+    parts = tensor_name.split(".")
+    layers = [int(parts[i + 1]) for i, p in enumerate(parts[:-1]) if p == "layers" and parts[i + 1].isdigit()]
+    position = 0.0 if not layers else (layers[0] / (num_layers - 1) if num_layers > 1 else 1.0)
+    value = next((f.value for f in cfg.filters if f.filter in tensor_name), cfg.t)
+    return merge.gradient_value(value, position)

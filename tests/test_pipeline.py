@@ -39,13 +39,9 @@ def test_fingerprint_changes_with_config_and_propagates_downstream(tmp_path):
     assert changed_down["source"] == base["source"] and changed_down["double"] != base["double"]
 
 
-def test_runtime_settings_and_comments_do_not_change_fingerprints(tmp_path):
+def test_runtime_settings_do_not_change_fingerprints(tmp_path):
+    # Field-level rules (comments, prices, display names) are tested in test_fingerprint.py.
     assert fingerprints(fakes.make_config(tmp_path, batch=8)) == fingerprints(fakes.make_config(tmp_path, batch=64))
-    from hala_exp.core.store import fingerprint
-
-    plain = fingerprint("train", {"sources": [{"path": "a"}]}, {}, {}, {})
-    assert fingerprint("train", {"sources": [{"path": "a", "comment": "why this source"}]}, {}, {}, {}) == plain
-    assert fingerprint("train", {"sources": [{"path": "b"}]}, {}, {}, {}) != plain
 
 
 def test_fingerprints_stable_across_processes(tmp_path):
@@ -157,7 +153,9 @@ def test_pending_stage_stops_the_run_without_failing(tmp_path, monkeypatch):
     monkeypatch.setitem(
         fakes.FAKES,
         "model",
-        type(fakes.FAKES["model"])(Config=fakes.SourceConfig, VERSIONS=(), run=share_done, CONCURRENT=True),
+        type(fakes.FAKES["model"])(
+            Config=fakes.SourceConfig, VERSIONS=(), FORMAT_VERSION=1, run=share_done, CONCURRENT=True
+        ),
     )
     summary = fakes.run(fakes.make_config(tmp_path), tmp_path / "s.json")
     assert summary["stages"]["source"]["status"] == "pending" and "double" not in summary["stages"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 # ChatML: the template of the tiny tokenizers we build (our choice; LFM2 and SmolLM2 use the same markers).
 CHATML_TEMPLATE = (
@@ -21,7 +22,7 @@ CHATML_TEMPLATE = (
 SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 # Tiny shapes for CPU runs and tests (our choice). head_dim 64: vLLM's CPU attention rejects 16.
-TINY_SHAPES = {
+TINY_SHAPES: dict[str, dict[str, Any]] = {
     "lfm2": dict(
         hidden_size=128,
         intermediate_size=256,
@@ -142,7 +143,7 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(
+    model: Any = AutoModelForCausalLM.from_pretrained(
         path,
         dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
         trust_remote_code=trust_remote_code,

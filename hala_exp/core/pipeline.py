@@ -12,10 +12,11 @@ import logging
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hala_exp.core import store as cache_mod
 from hala_exp.core.disk import check_free_space
@@ -60,34 +61,37 @@ class Pipeline:
         self.steps, self.selected = steps, selected
         self.store = cache_mod.ArtifactStore(cache_dir)
         self.logger, self.group, self.tags = logger, group, tags
+        self.objective: str | None = None  # the metric a sweeper optimises (`pipeline.objective`)
         self.run_config: dict = {}  # the run's resolved, redacted config: every stage's W&B config
 
     # ---------------------------------------------------------------- planning
     @classmethod
-    def from_config(cls, cfg, group: str, tags: list[str] = ()) -> Pipeline:
+    def from_config(cls, cfg, group: str, tags: Sequence[str] = ()) -> Pipeline:
         """Validate the whole plan from an OmegaConf config; raises ConfigError before any compute."""
         from omegaconf import OmegaConf
 
-        steps_raw = OmegaConf.to_container(cfg.pipeline.steps, resolve=False)
+        steps_raw = cast(dict[str, dict], OmegaConf.to_container(cfg.pipeline.steps, resolve=False))
         selected = list(cfg.pipeline.stages)
         unknown = [s for s in selected if s not in steps_raw]
         if unknown:
             raise ConfigError(f"pipeline.stages: unknown stage(s) {unknown}; allowed: {list(steps_raw)}")
         if len(set(selected)) != len(selected):
             raise ConfigError(f"pipeline.stages: a stage is listed twice: {selected}")
+        for name, node in steps_raw.items():  # the wiring of every declared step, selected or not
+            where = f"pipeline.steps.{name}"
+            if node.get("kind") not in KINDS:
+                raise ConfigError(f"{where}.kind: {node.get('kind')!r} is not a stage kind; allowed: {list(KINDS)}")
+            for role, upstream in (node.get("inputs") or {}).items():
+                if upstream not in steps_raw:
+                    raise ConfigError(f"{where}.inputs.{role}: unknown step {upstream!r}; allowed: {list(steps_raw)}")
         steps: dict[str, Step] = {}
         for name in _closure(selected, steps_raw):
             node = steps_raw[name]
             where = f"pipeline.steps.{name}"
-            kind = node.get("kind")
-            if kind not in KINDS:
-                raise ConfigError(f"{where}.kind: {kind!r} is not a stage kind; allowed: {list(KINDS)}")
+            kind = node["kind"]
             inputs = dict(node.get("inputs") or {})
-            for role, upstream in inputs.items():
-                if upstream not in steps_raw:
-                    raise ConfigError(f"{where}.inputs.{role}: unknown step {upstream!r}; allowed: {list(steps_raw)}")
             try:
-                resolved = OmegaConf.to_container(cfg.pipeline.steps[name].config, resolve=True) or {}
+                resolved = cast(dict, OmegaConf.to_container(cfg.pipeline.steps[name].config, resolve=True) or {})
             except Exception as e:  # an interpolation to a missing group or key
                 raise ConfigError(f"{where}.config: {e}") from None
             module = load_kind(kind)
@@ -104,6 +108,7 @@ class Pipeline:
                     )
         logger = build(LoggerConfig, OmegaConf.to_container(cfg.logger, resolve=True), "logger")
         pipeline = cls(steps, selected, cfg.paths.cache_dir, logger, group, list(tags))
+        pipeline.objective = OmegaConf.select(cfg, "pipeline.objective", default=None, throw_on_missing=True)
         for name in steps:
             pipeline._fingerprint(name)
         return pipeline
@@ -118,8 +123,9 @@ class Pipeline:
             except (FileNotFoundError, ConfigError) as e:  # a missing or empty input: a plan error, before compute
                 raise ConfigError(f"pipeline.steps.{name}.config: {e}") from None
             inputs = {role: self._fingerprint(up) for role, up in step.inputs.items()}
+            versions = cache_mod.library_versions(module.VERSIONS)
             step.fingerprint = cache_mod.fingerprint(
-                step.kind, step.raw_config, inputs, cache_mod.library_versions(module.VERSIONS), files
+                step.kind, module.FORMAT_VERSION, step.config, inputs, versions, files
             )
         return step.fingerprint
 

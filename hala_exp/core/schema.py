@@ -2,11 +2,20 @@
 
 Supports the types our schemas use: str, int, float, bool, Literal[...], Optional[...], list[...],
 dict[...] and nested dataclasses. Unknown keys and missing required values are errors.
+
+Why not a library (issue 8, item 8; checked with omegaconf 2.4.1rc1 and pydantic 2.14): OmegaConf structured
+configs take neither ``Literal`` nor a union with a container (``merge.t: float | list[float]``), so the
+schemas would trade their types for Enums and ``Any``. Pydantic (``TypeAdapter`` in strict mode over these
+dataclasses) would replace ``_coerce``, but its errors are worse where users err most: an unknown key says
+"Extra inputs are not permitted" without the allowed keys, a failed union lists one error per member, and
+the location is a tuple to re-format; the ``check()`` hooks and the ``???`` rule would still be ours. Net:
+about as long, with worse messages.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -25,7 +34,7 @@ NOT_FINGERPRINTED = {"fingerprint": False}
 def build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -55,6 +64,11 @@ def build(cls: type, data: Any, where: str) -> Any:
     return obj
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # evaluates every annotation string: slow, and the same every time
+
+
 def _coerce(tp: Any, value: Any, key: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -75,7 +89,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {args}")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return build(tp, value, key)
     if origin is list:
         if not isinstance(value, (list, tuple)):

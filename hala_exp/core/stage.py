@@ -2,8 +2,11 @@
 
 A stage is a module in this package with:
 
-* ``Config``: a dataclass describing its step config (validated before any compute);
+* ``Config``: a dataclass describing its step config (validated before any compute); fields marked
+  ``NOT_FINGERPRINTED`` (``hala_exp.core.schema``) do not enter the fingerprint;
 * ``VERSIONS``: distributions whose version changes the stage's result (part of the fingerprint);
+* ``FORMAT_VERSION``: an int bumped whenever the stage's code changes the bytes it writes (part of the
+  fingerprint, so an artifact written by older code is never reused);
 * ``run(ctx: StageContext) -> StageResult``: does the work inside ``ctx.out_dir``.
 
 Optionally ``input_files(config) -> list[str]``: local files whose content is part of the fingerprint, and
@@ -40,7 +43,7 @@ class StageContext:
     config: Any  # the stage module's Config instance
     inputs: dict[str, dict[str, str]]  # input role -> upstream step's outputs (absolute paths or hub ids)
     out_dir: Path  # stable per fingerprint: partial work of an interrupted attempt is still there
-    log_metrics: Callable[[dict[str, float], int | None], None] = lambda metrics, step=None: None
+    log_metrics: Callable[[dict[str, float], int | None], None] = field(default=lambda metrics, step=None: None)
     tracker_run: Any = None  # the W&B run of this stage, or None
 
     def input(self, role: str, key: str = "model") -> str:

@@ -1,8 +1,9 @@
 """Content-addressed stage artifacts: ``<cache>/<kind>/<fingerprint>/``.
 
-The fingerprint is a stable hash of the stage kind, its normalised config (``runtime`` keys excluded: they
-change speed, not results; ``comment`` keys too: they document), its inputs' fingerprints, the content of its
-local input files and the versions of the libraries that change its result. A finished stage writes
+The fingerprint is a stable hash of the stage kind and format version, its typed config (fields marked
+``NOT_FINGERPRINTED`` in ``hala_exp.core.schema`` left out: they change speed or presentation, not results),
+its inputs' fingerprints, the content of its local input files and the versions of the libraries that change
+its result. A finished stage writes
 ``manifest.json`` and then the completion marker ``COMPLETE`` (both via rename, so readers never see half a
 file). A directory without the marker is an interrupted attempt: it is redone, and the stage may reuse the
 partial work it finds there (translation shards, training checkpoints). A file lock (``filelock``: an OS lock,
@@ -13,6 +14,7 @@ need the same stage compute it once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -28,22 +30,28 @@ log = logging.getLogger(__name__)
 
 MARKER = "COMPLETE"
 MANIFEST = "manifest.json"
-FINGERPRINT_VERSION = 1  # bump when the meaning of a fingerprint changes
+# Bump when the meaning of a fingerprint changes. 2: the typed config's field metadata decides what is left
+# out (was: keys named runtime/comment), and every stage's FORMAT_VERSION is part of it.
+FINGERPRINT_VERSION = 2
 
 
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-NOT_FINGERPRINTED = frozenset({"runtime", "comment"})
-
-
-def normalise(obj: Any) -> Any:
-    """Drop what cannot change a result: ``runtime`` (batch sizes, devices, progress bars) and ``comment``."""
+def fingerprinted(obj: Any) -> Any:
+    """The part of a typed config that can change a stage's result, as plain data: at any depth, dataclass
+    fields whose metadata is ``NOT_FINGERPRINTED`` (``{"fingerprint": False}``) are left out."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {
+            f.name: fingerprinted(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.metadata.get("fingerprint", True)
+        }
     if isinstance(obj, dict):
-        return {k: normalise(v) for k, v in obj.items() if k not in NOT_FINGERPRINTED}
-    if isinstance(obj, list):
-        return [normalise(v) for v in obj]
+        return {str(k): fingerprinted(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [fingerprinted(v) for v in obj]
     return obj
 
 
@@ -73,12 +81,19 @@ def file_digest(path: str | Path) -> str:
 
 
 def fingerprint(
-    kind: str, config: dict, inputs: dict[str, str], versions: dict[str, str], files: dict[str, str]
+    kind: str,
+    format_version: int,
+    config: Any,
+    inputs: dict[str, str],
+    versions: dict[str, str],
+    files: dict[str, str],
 ) -> str:
+    """``config`` is the stage's typed Config (see ``fingerprinted``); ``format_version`` its FORMAT_VERSION."""
     payload = {
         "v": FINGERPRINT_VERSION,
         "kind": kind,
-        "config": normalise(config),
+        "format": format_version,
+        "config": fingerprinted(config),
         "inputs": inputs,
         "versions": versions,
         "files": files,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hala_exp.core.schema import ConfigError, build
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError, build
 from hala_exp.data.jsonl import Quarantined, iter_jsonl
 from hala_exp.data.messages import MAX_CHARS, ROLES, problem
 from hala_exp.data.parallel import read_aligned
@@ -79,7 +79,7 @@ class SourceConfig:
     target: str | None = None  # parallel: the target-language column (default: the mix's target language)
     where: dict[str, list[str]] = field(default_factory=dict)  # keep rows whose column value is listed
     max_code_fraction: float | None = None  # drop rows whose text is more than this share code (None: keep)
-    comment: str | None = None  # size, licence, why: documentation only
+    comment: str | None = field(default=None, metadata=NOT_FINGERPRINTED)  # size, licence, why: documentation only
 
     def check(self) -> None:
         src = f"(source {self.name!r})"

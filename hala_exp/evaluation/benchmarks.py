@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hala_exp.core.schema import ConfigError
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError
 from hala_exp.evaluation.local_tasks import LocalSource, check_subset, convert, write_task_dir
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,9 @@ SIX_TASK_COUNTS = {
 
 @dataclass
 class BenchmarkRuntime:
-    batch_size: int = 8
-    device: str = "cpu"  # cpu | cuda
-    dtype: str = "float32"
+    batch_size: int = field(default=8, metadata=NOT_FINGERPRINTED)
+    device: str = field(default="cpu", metadata=NOT_FINGERPRINTED)  # cpu | cuda
+    dtype: str = "float32"  # fingerprinted: the precision changes the scores
 
 
 @dataclass
@@ -101,6 +101,7 @@ class BenchmarksConfig:
         for bench, strings in self.tasks.items():
             for s in strings:
                 m = TASK_STRING.match(s)
+                assert m is not None  # check() refused strings that are not 'name|fewshot'
                 out.append((bench, s, m["name"], int(m["fewshot"])))
         return out
 
@@ -114,7 +115,8 @@ class BenchmarksConfig:
 
     def families(self, bench: str) -> list[str]:
         """lighteval task families (name before ``:``) of one benchmark's task strings."""
-        return list(dict.fromkeys(TASK_STRING.match(s)["name"].split(":")[0] for s in self.tasks[bench]))
+        names = [name for b, _, name, _ in self.task_list() if b == bench]
+        return list(dict.fromkeys(name.split(":")[0] for name in names))
 
     def is_paper_suite(self) -> bool:
         """The average is the paper's six-benchmark mean: those six, every task of each, hub data, every question."""
@@ -194,7 +196,7 @@ def run_benchmarks(model_dir: str, cfg: BenchmarksConfig, work_dir: Path) -> Ben
 
         tracker = EvaluationTracker(output_dir=str(work_dir / "lighteval"), save_details=False)
         params = PipelineParameters(launcher_type=ParallelismManager.NONE, max_samples=cfg.max_samples)
-        chat = {} if cfg.chat_template is None else {"override_chat_template": cfg.chat_template}
+        chat: dict[str, Any] = {} if cfg.chat_template is None else {"override_chat_template": cfg.chat_template}
         model_config = TransformersModelConfig(
             model_name=model_dir,
             device=cfg.runtime.device,
@@ -220,10 +222,10 @@ def _collect(cfg: BenchmarksConfig, aggregated: dict, details: dict, rejects: di
         per_task[name] = {
             short_metric_name(k): 100.0 * float(v) for k, v in metrics.items() if not k.endswith("_stderr")
         }
+    names = {string: name for _, string, name, _ in cfg.task_list()}
     per_bench = {}
     for bench, strings in cfg.tasks.items():
-        values = [_primary(per_task[TASK_STRING.match(s)["name"]]) for s in strings]
-        values = [v for v in values if v is not None]
+        values = [v for v in (_primary(per_task[names[s]]) for s in strings) if v is not None]
         if values:
             per_bench[bench] = sum(values) / len(values)
     wanted = cfg.averaged_benchmarks()
@@ -276,11 +278,13 @@ def _only_these_tasks(configs: dict):
     from lighteval.tasks.registry import Registry
 
     original = Registry.__dict__["load_all_task_configs"]
-    Registry.load_all_task_configs = staticmethod(lambda custom_tasks=None, load_multilingual=False: dict(configs))
+    Registry.load_all_task_configs = staticmethod(  # type: ignore[method-assign]
+        lambda custom_tasks=None, load_multilingual=False: dict(configs)
+    )
     try:
         yield
     finally:
-        Registry.load_all_task_configs = original
+        Registry.load_all_task_configs = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

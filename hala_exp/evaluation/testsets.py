@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hala_exp.core.schema import ConfigError
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError
 from hala_exp.data.jsonl import read_jsonl
 from hala_exp.data.parallel import read_aligned
 from hala_exp.data.paths import resolve
@@ -39,7 +39,7 @@ class TestSetConfig:
     agree_fields: list[str] = field(default_factory=list)  # paired: columns both sides must share per pair
     max_disagreement: float = 0.0  # paired: share of pairs that may disagree (quarantined) before it fails
     limit: int | None = None  # first N pairs
-    comment: str = ""
+    comment: str = field(default="", metadata=NOT_FINGERPRINTED)
 
     def check(self) -> None:
         need = {

@@ -36,7 +36,7 @@ def write_example_sweep(
     sweep_dir = Path(sweep_dir)
     group = group or sweep_dir.name
     rng = random.Random(seed)
-    jobs = []
+    jobs: list[Path] = []
     for m, model in enumerate(models):
         for i, t in enumerate(t_values):
             job = len(jobs)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ARXIV_ID = "2509.14008"
 CITATION = "Hammoud, Zbeeb, Ghanem: Hala Technical Report, arXiv 2509.14008 (2025)"
 
 # The six benchmarks whose mean the report's headline compares ([S]; the names and per-benchmark columns

@@ -9,6 +9,7 @@ the axis label says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def metric_vs_t(runs: list[Run], metric: str = HEADLINE_METRIC, show_paper: bool
     scale = paper_scale([r.metrics[metric] for r in points])
     starred = set()
     for label, members in lines.items():
-        members.sort(key=lambda r: r.t)
+        members.sort(key=lambda r: r.t or 0.0)  # every point has a t (filtered above)
         ax.plot([r.t for r in members], [r.metrics[metric] for r in members], marker="o", label=label)
         comparable = metric == HEADLINE_METRIC and all(comparable_with_paper(r) for r in members)
         published = paper.average_for_choice(members[0].choices.get("model")) if comparable else None
@@ -162,7 +163,7 @@ def translator_scores(runs: list[Run], show_paper: bool = True):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     for ax, kind, title in ((axes[0], "bleu", "BLEU"), (axes[1], "chrf", "chrF++")):
         names = [s for s in sets if kind in sets[s]]
-        series = [
+        series: list[tuple[str, list[Any], dict[str, Any]]] = [
             (run_label(v, keys, with_t=False) if keys else v.name, [v.metrics.get(sets[s][kind]) for s in names], {})
             for v in variants
         ]
@@ -187,7 +188,7 @@ def translator_scores(runs: list[Run], show_paper: bool = True):
     return fig
 
 
-PLOTS = {
+PLOTS: dict[str, Callable[..., Any]] = {
     "metric_vs_t": metric_vs_t,
     "benchmarks_by_model": benchmarks_by_model,
     "translator_scores": translator_scores,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hala_exp.reporting import paper
 from hala_exp.reporting.plots import paper_scale
@@ -43,8 +44,8 @@ class Document:
 def paper_table(runs: list[Run]) -> Table | None:
     """Our six-benchmark mean beside the published one, for runs whose base has a Hala counterpart and whose
     eval measured the paper's six benchmarks on hub data (a local suite's average is another number)."""
-    matched = [(r, paper.average_for_choice(r.choices.get("model"))) for r in runs if comparable_with_paper(r)]
-    matched = [(r, p) for r, p in matched if p is not None]
+    scores = [(r, paper.average_for_choice(r.choices.get("model"))) for r in runs if comparable_with_paper(r)]
+    matched = [(r, p) for r, p in scores if p is not None]
     if not matched:
         return None
     # The paper reports percent; lighteval accuracies may be fractions: compare on the paper's scale.
@@ -131,7 +132,7 @@ def variety_table(runs: list[Run]) -> Table | None:
         columns += [f"{label} BLEU", f"{label} chrF++"]
     rows = []
     for code in order:
-        row = [FLORES_VARIETIES.get(code, code), code]
+        row: list[Any] = [FLORES_VARIETIES.get(code, code), code]
         for v in variants:
             row += [v.metrics.get(sets[found[code]].get(kind, "")) for kind in ("bleu", "chrf")]
         rows.append(row)

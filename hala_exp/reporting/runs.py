@@ -47,12 +47,6 @@ class Run:
         value = (self.config.get("merge") or {}).get("t")
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
-    def status_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for stage in self.stages.values():
-            counts[stage.get("status", "?")] = counts.get(stage.get("status", "?"), 0) + 1
-        return counts
-
 
 def load_run(run_dir: str | Path) -> Run:
     """One run from its directory; a summary that exists but cannot be parsed raises naming the file."""
@@ -134,13 +128,17 @@ def run_label(run: Run, keys: list[str], with_t: bool = True) -> str:
     return " ".join(parts) or run.name
 
 
+def _gap(run: Run, t: float) -> float:
+    return 0.0 if run.t is None else abs(run.t - t)
+
+
 def closest_to_t(runs: list[Run], keys: list[str], t: float) -> list[Run]:
     """Per combination of ``keys``, the run whose t is closest to ``t`` (runs without t count as t)."""
     best: dict[str, Run] = {}
     for run in runs:
         label = run_label(run, keys, with_t=False)
-        gap = abs((run.t if run.t is not None else t) - t)
-        if label not in best or gap < abs((best[label].t if best[label].t is not None else t) - t):
+        kept = best.get(label)
+        if kept is None or _gap(run, t) < _gap(kept, t):
             best[label] = run
     return list(best.values())
 

@@ -47,10 +47,10 @@ def build_wandb_report(runs: list[Run], entity: str, project: str, group: str | 
     panels: list[Any] = [
         wr.ScatterPlot(title=f"{HEADLINE_METRIC} vs slerp t", x=wr.Config(T_CONFIG_KEY), y=average),
     ]
-    benches = [stage_metric(k) for k in benchmark_keys(runs).values()]
+    benches: list[Any] = [stage_metric(k) for k in benchmark_keys(runs).values()]
     if benches:
         panels.append(wr.BarPlot(title="Arabic benchmarks", metrics=benches + [average], orientation="v"))
-    translation = [
+    translation: list[Any] = [
         stage_metric(key)
         for pair in translator_keys(runs).values()
         for key in pair.values()

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VERSIONS = ("datasets", "pyarrow")
+FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 CORPUS = "corpus.jsonl"
 CORPUS_ARROW = "corpus.arrow"
 REJECTED = "rejected.jsonl"

@@ -30,6 +30,7 @@ from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptCon
 log = logging.getLogger(__name__)
 
 VERSIONS = ("sacrebleu", "lighteval", "transformers", "torch", "datasets")
+FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 
 
 @dataclass

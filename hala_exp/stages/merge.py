@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from hala_exp.core.schema import ConfigError, in_range
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError, in_range
 from hala_exp.core.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
 VERSIONS = ("mergekit", "torch", "safetensors")
+FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 # Files that make a tokenizer and its chat template; copied from the base so the merged model speaks like it.
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -72,8 +73,10 @@ class FilteredT:
 
 @dataclass
 class Runtime:
-    device: str = "cpu"  # where mergekit does the arithmetic: cpu | cuda | auto
-    out_shard_size: str = "5B"  # parameters per safetensors shard (mergekit's notation)
+    # Where mergekit does the arithmetic (cpu | cuda | auto) and how many parameters go in one safetensors
+    # shard (mergekit's notation): the same tensors either way.
+    device: str = field(default="cpu", metadata=NOT_FINGERPRINTED)
+    out_shard_size: str = field(default="5B", metadata=NOT_FINGERPRINTED)
 
 
 @dataclass
@@ -122,27 +125,9 @@ def gradient_value(value: Gradient, position: float) -> float:
     return (1 - frac) * value[i0] + frac * value[i1]
 
 
-def t_for_tensor(cfg: Config, tensor_name: str, num_layers: int) -> float:
-    """The t mergekit uses for one tensor: first matching filter, else ``t``; layer position as documented."""
-    layer = _layer_index(tensor_name)
-    position = 0.0 if layer is None else _position(layer, num_layers)
-    for f in cfg.filters:
-        if f.filter in tensor_name:
-            return gradient_value(f.value, position)
-    return gradient_value(cfg.t, position)
-
-
 def _position(layer: int, num_layers: int) -> float:
     """Relative position of a layer on a gradient; mergekit puts a lone layer at the end (1.0)."""
     return layer / (num_layers - 1) if num_layers > 1 else 1.0
-
-
-def _layer_index(tensor_name: str) -> int | None:
-    parts = tensor_name.split(".")
-    for i, part in enumerate(parts[:-1]):
-        if part == "layers" and parts[i + 1].isdigit():
-            return int(parts[i + 1])
-    return None
 
 
 # ------------------------------------------------------------------------------------------ refusals

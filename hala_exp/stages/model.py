@@ -11,17 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hala_exp.core.schema import ConfigError
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError
 from hala_exp.core.stage import StageContext, StageResult
 
 VERSIONS = ("transformers", "tokenizers", "torch")
+FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 HUB_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "tokenizer*", "*.txt", "*.model", "*.py"]
 
 
 @dataclass
 class Config:
     source: Literal["hub", "gguf_package", "config"]
-    name: str  # display name, e.g. "LFM2-1.2B"
+    name: str = field(metadata=NOT_FINGERPRINTED)  # display name, e.g. "LFM2-1.2B"
     path: str | None = None  # hub id or local directory (source=hub)
     revision: str | None = None
     trust_remote_code: bool = False
@@ -71,6 +72,7 @@ def run(ctx: StageContext) -> StageResult:
     else:
         from hala_exp.core import model_dirs as models
 
+        assert cfg.architecture is not None  # Config.check: required for source=config
         models.build_tiny_model_dir(
             out, models.embedded_texts(), cfg.architecture, cfg.vocab_size, cfg.seed, **cfg.shape
         )
@@ -81,6 +83,7 @@ def run(ctx: StageContext) -> StageResult:
 
 def _hub(cfg: Config, out: Path) -> str:
     """A local directory is used in place; a hub id is snapshotted (safetensors only, no pickle)."""
+    assert cfg.path is not None  # Config.check: required for source=hub
     if Path(cfg.path).is_dir():
         if not list(Path(cfg.path).glob("*.safetensors")):
             raise FileNotFoundError(f"{cfg.path}: no *.safetensors weights (pickle checkpoints are not loaded)")
@@ -99,6 +102,7 @@ def _from_gguf_package(cfg: Config, out: Path) -> None:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    assert cfg.package is not None and cfg.gguf_file is not None  # Config.check: required for gguf_package
     spec = importlib.util.find_spec(cfg.package)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
@@ -107,7 +111,7 @@ def _from_gguf_package(cfg: Config, out: Path) -> None:
     pkg_dir = Path(list(spec.submodule_search_locations)[0])
     if not (pkg_dir / cfg.gguf_file).is_file():
         raise FileNotFoundError(f"{pkg_dir / cfg.gguf_file}: GGUF file not found in package {cfg.package}")
-    model = AutoModelForCausalLM.from_pretrained(str(pkg_dir), gguf_file=cfg.gguf_file)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(pkg_dir), gguf_file=cfg.gguf_file)
     tokenizer = AutoTokenizer.from_pretrained(str(pkg_dir), gguf_file=cfg.gguf_file)
     # Weights are dense after loading; the GGUF quantizer config would make save_pretrained refuse.
     model.hf_quantizer = None

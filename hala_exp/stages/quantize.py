@@ -32,6 +32,7 @@ from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptCon
 log = logging.getLogger(__name__)
 
 VERSIONS = ("llmcompressor", "compressed-tensors", "transformers", "torch")
+FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 # lm_head stays in full precision for every architecture (its logits pick the tokens; llmcompressor's examples
 # leave it out too). Per-architecture additions come from config (`ignore:` keyed by config.json model_type).
 ALWAYS_IGNORED = ("lm_head",)

@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from hala_exp.core.schema import ConfigError, in_range
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError, in_range
 from hala_exp.core.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 VERSIONS = ("torch", "transformers", "tokenizers", "pytorch-lightning")
+FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 PRECISIONS = ("32", "32-true", "bf16-mixed", "bf16-true", "16-mixed")
 
 
@@ -57,7 +58,7 @@ class TrainerConfig:
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     precision: str = "32"
     fsdp: FSDPConfig | None = None
-    runtime: TrainerRuntime = field(default_factory=TrainerRuntime)
+    runtime: TrainerRuntime = field(default_factory=TrainerRuntime, metadata=NOT_FINGERPRINTED)
 
     def check(self) -> None:
         if self.precision not in PRECISIONS:
@@ -125,7 +126,7 @@ class Config:
     load_dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     save_dtype: Literal["float32", "bfloat16", "float16", "auto"] = "auto"  # auto: the base model's dtype
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
-    runtime: Runtime = field(default_factory=Runtime)
+    runtime: Runtime = field(default_factory=Runtime, metadata=NOT_FINGERPRINTED)
 
     def check(self) -> None:
         for key in ("max_length", "micro_batch_size", "grad_accumulation", "epochs"):

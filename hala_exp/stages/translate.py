@@ -25,6 +25,7 @@ from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptCon
 log = logging.getLogger(__name__)
 
 VERSIONS = ("transformers", "tokenizers", "torch", "vllm")
+FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 CONCURRENT = True  # jobs split the shards (runtime.shard_index/num_shards) and share the directory
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hala_exp.core.schema import ConfigError, in_range
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError, in_range
 
 Direction = Literal["en-xx", "xx-en"]
 
@@ -147,10 +147,10 @@ class BackendConfig:
     max_model_len: int | None = None  # vllm
     shard_size: int = 256  # rows per output shard (the unit of exactly-once work)
     max_row_chars: int = 100_000  # longer rows are quarantined as too_long
-    price_per_device_hour_usd: float = 0.0  # for the ledger's cost estimate
+    price_per_device_hour_usd: float = field(default=0.0, metadata=NOT_FINGERPRINTED)  # the ledger's cost estimate
     protect: ProtectConfig = field(default_factory=ProtectConfig)
     gates: GateConfig = field(default_factory=GateConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig, metadata=NOT_FINGERPRINTED)
 
     def check(self) -> None:
         for key in ("max_new_tokens", "max_segment_tokens", "shard_size", "tensor_parallel_size", "data_parallel_size"):
