@@ -104,7 +104,7 @@ def test_eval_stage_translation_metrics_and_files(tmp_path, monkeypatch, tiny_lf
 
     calls = []
 
-    def fake_translate(model, texts, *, prompt, language, direction, backend):
+    def fake_translate(model, texts, *, prompt, language, direction, engine, cache_dir=None):
         calls.append((model, direction, len(texts)))
         refs = {r["en"]: r["ar"] for r in map(json.loads, Path(heldout_path).read_text().splitlines())}
         return _degrade([refs[t] for t in texts])

@@ -79,7 +79,7 @@ FAST = [
     "model@translator.teacher=lfm2_tiny",
     "quantize=none",
     "translate.gates.enabled=false",
-    "translate.max_new_tokens=24",
+    "translate.engine.max_new_tokens=24",
 ]
 
 

@@ -55,7 +55,7 @@ def test_eval_stage_on_100_flores_sentences_matches_the_sacrebleu_cli(tmp_path):
                         "reference_file": str(FLORES / "arb_Arab.devtest"),
                     }
                 },
-                "backend": {"max_new_tokens": 48, "runtime": {"batch_size": 16, "progress": False}},
+                "engine": {"max_new_tokens": 48, "runtime": {"generate_batch_size": 16, "progress": False}},
             },
             "prompt": {"template": "Translate from {source_name} to {target_name}: {text}"},
             "language": {"code": "ar", "name": "Arabic", "flores": "arb_Arab", "script": "Arabic"},

@@ -62,7 +62,12 @@ def test_end_to_end_tiny_model(model_dir, tmp_path):
     result = stage.run(ctx)
     out = ctx.out_dir
     src = read_jsonl(ROOT / "hala_exp/assets/embedded/instructions_en.jsonl")[:5]
-    assert result.outputs == {"data": "data.jsonl", "rejects": "rejects.jsonl"}
+    assert result.outputs == {"data": "data.jsonl", "rejects": "rejects.jsonl", "dataset": "data.arrow"}
+    from datasets import Dataset
+
+    arrow = Dataset.from_file(str(out / "data.arrow"))
+    assert len(arrow) == result.metrics["rows"], "the Arrow file holds data.jsonl's rows"
+    assert result.metrics["ledger/engine_starts"] == 1
     assert result.metrics["rows"] + result.metrics["rejected"] == len(src)
     assert result.metrics["ledger/output_tokens"] > 0 and result.metrics["ledger/input_tokens"] > 0
     assert result.details["rows_in_by_source"] == {"orca": len(src)}
@@ -101,13 +106,13 @@ def test_turns_roles_spans_and_dedup(model_dir, tmp_path, monkeypatch):
 
 def test_crash_inside_loop_then_rerun_yields_each_row_once(model_dir, tmp_path, monkeypatch):
     rows = make_rows(9)
-    cfg = stage_config(units_per_window=1)  # shard_size 3: three windows of one shard
+    cfg = stage_config(window_shards=1)  # shard_size 3: three windows of one shard
     ctx = context(cfg, model_dir, tmp_path / "out")
     install_fake(monkeypatch, crash_after=3)  # a window is 7 segments = 2 batches: the second window crashes
     with pytest.raises(RuntimeError, match="simulated crash"):
         stage.translate_rows(ctx, rows, [])
-    assert (ctx.out_dir / "shards/part-000000.jsonl").exists()
-    assert not (ctx.out_dir / "shards/part-000001.jsonl").exists() and not (ctx.out_dir / "data.jsonl").exists()
+    assert (ctx.out_dir / "shards/part-000000/meta.json").exists()
+    assert not (ctx.out_dir / "shards/part-000001/meta.json").exists() and not (ctx.out_dir / "data.jsonl").exists()
     before = list(FakeBackend.generated)
     assert before, "the crashed attempt generated some segments"
     install_fake(monkeypatch)
@@ -125,32 +130,37 @@ def test_kill_9_mid_run_then_rerun_yields_each_row_once(model_dir, tmp_path, mon
         from hala_exp.stages import translate as stage
         mp = pytest.MonkeyPatch()
         install_fake(mp, delay=0.15)
-        ctx = context(stage_config(units_per_window=1), {str(model_dir)!r}, {str(out_dir)!r})
+        ctx = context(stage_config(window_shards=1), {str(model_dir)!r}, {str(out_dir)!r})
         stage.translate_rows(ctx, make_rows(24), [])
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     deadline = time.time() + 120
-    while not (out_dir / "shards/part-000001.jsonl").exists():
+    while not (out_dir / "shards/part-000001/meta.json").exists():
         assert proc.poll() is None, "the worker ended before it could be killed"
         assert time.time() < deadline, "no shard appeared"
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (out_dir / "shards/part-000007.jsonl").exists(), "killed before the end"
+    assert not (out_dir / "shards/part-000007/meta.json").exists(), "killed before the end"
     install_fake(monkeypatch)
-    stage.translate_rows(context(stage_config(units_per_window=1), model_dir, out_dir), make_rows(24), [])
+    stage.translate_rows(context(stage_config(window_shards=1), model_dir, out_dir), make_rows(24), [])
     _ids_once(out_dir, {f"r{i}" for i in range(24)})
 
 
-def test_sharded_jobs_split_the_work_and_the_last_assembles(model_dir, tmp_path, monkeypatch):
+def test_a_job_leaves_shards_leased_by_a_live_job_and_reports_pending(model_dir, tmp_path, monkeypatch):
+    from hala_exp.translation.leases import Leases
+
     install_fake(monkeypatch)
     rows = make_rows(12)  # four shards of 3
     out = tmp_path / "out"
-    with pytest.raises(stage.ShardsPending):
-        stage.translate_rows(context(stage_config(shard_index=0, num_shards=2), model_dir, out), rows, [])
-    assert sorted(p.name for p in out.glob("shards/part-??????.jsonl")) == ["part-000000.jsonl", "part-000002.jsonl"]
+    other = Leases(out / "leases", "other-job", heartbeat_s=0.2, stale_s=3.0)
+    with other:  # a live job holds shards 1 and 3
+        assert other.acquire("part-000001") and other.acquire("part-000003")
+        with pytest.raises(stage.ShardsPending, match="2 shard"):
+            stage.translate_rows(context(stage_config(), model_dir, out), rows, [])
+    assert sorted(p.name for p in out.glob("shards/part-*")) == ["part-000000", "part-000002"]
     first = len(FakeBackend.generated)
-    stage.translate_rows(context(stage_config(shard_index=1, num_shards=2), model_dir, out), rows, [])
+    stage.translate_rows(context(stage_config(), model_dir, out), rows, [])  # the holder let go: finish and assemble
     _ids_once(out, {r["id"] for r in rows})
     assert len(FakeBackend.generated) > first and len(FakeBackend.generated) == len(set(FakeBackend.generated))
 
@@ -213,7 +223,7 @@ def test_code_heavy_rows_can_be_dropped(model_dir, tmp_path, monkeypatch):
     rows = [
         {"id": "c", "source": "s", "messages": [{"role": "user", "content": "Fix:\n```\n" + "x = 1\n" * 20 + "```"}]}
     ]
-    cfg = stage_config(backend={"protect": {"max_protected_ratio": 0.5}})
+    cfg = stage_config(translate={"protect": {"max_protected_ratio": 0.5}})
     result = stage.translate_rows(context(cfg, model_dir, tmp_path / "out"), rows, [])
     assert result.details["rejects_by_reason"] == {"code_heavy": 1}
 
@@ -223,17 +233,17 @@ def test_config_groups_build():
     from omegaconf import OmegaConf
 
     from hala_exp.core.schema import ConfigError, build
-    from hala_exp.translation.config import BackendConfig, LanguageConfig
+    from hala_exp.translation.config import LanguageConfig, TranslateConfig
 
     with initialize_config_dir(str(ROOT / "conf")):
         for name in ("transformers", "vllm"):
             node = OmegaConf.to_container(compose(f"translate/{name}").translate, resolve=True)
-            assert build(BackendConfig, node, "translate").name == name
+            assert build(TranslateConfig, node, "translate").engine.name == name
         for code in ("ar", "sw"):
             lang = build(LanguageConfig, OmegaConf.to_container(compose(f"language/{code}").language), "language")
             assert lang.code == code and lang.script in ("Arabic", "Latin")
-    with pytest.raises(ConfigError, match="backend.runtime.shard_index"):
-        stage_config(shard_index=2, num_shards=2)
+    with pytest.raises(ConfigError, match="translate.runtime.lease_heartbeat_s"):
+        stage_config(lease_heartbeat_s=5, lease_stale_s=2)
     with pytest.raises(ConfigError, match="prompt.template"):
         good = stage_config()
         build(
@@ -242,7 +252,7 @@ def test_config_groups_build():
                 "source": {"sources": [{"name": "s", "adapter": "alpaca", "path": "x.jsonl", "count": 1}]},
                 "prompt": {"template": "no text"},
                 "language": vars(good.language),
-                "backend": {},
+                "translate": {},
             },
             "",
         )

@@ -33,6 +33,7 @@ class FakeBackend:
     after ``crash_after`` batches (over all calls) it raises (a crash inside the loop); ``delay`` slows it (for kill -9 tests)."""
 
     devices = 1
+    starts, start_seconds = 1, 0.0  # one "model load" per instance
     generated: list[str] = []  # keys generated, across instances (class-level on purpose)
 
     def __init__(self, tokenizer, eos_ids, batch_size=4, crash_after=None, delay=0.0, transform=arabize):
@@ -68,11 +69,15 @@ def install_fake(monkeypatch, **kwargs):
     monkeypatch.setattr(engine, "make_backend", make)
 
 
-def stage_config(source=None, backend=None, direction="en-xx", **runtime):
+def stage_config(source=None, translate=None, direction="en-xx", **runtime):
+    """A translate stage config; ``runtime`` keys go to ``translate.runtime`` (shard sharing)."""
     from hala_exp.stages.translate import Config
 
-    backend = {"max_new_tokens": 8, "shard_size": 3, **(backend or {})}
-    backend["runtime"] = {"progress": False, "batch_size": 4, **backend.get("runtime", {}), **runtime}
+    translate = {"shard_size": 3, **(translate or {})}
+    engine = translate.setdefault("engine", {})
+    engine.setdefault("max_new_tokens", 8)
+    engine["runtime"] = {"progress": False, "generate_batch_size": 4, **engine.get("runtime", {})}
+    translate["runtime"] = {"lease_heartbeat_s": 0.2, "lease_stale_s": 3.0, **translate.get("runtime", {}), **runtime}
     source = source or {
         "sources": [
             {
@@ -85,7 +90,7 @@ def stage_config(source=None, backend=None, direction="en-xx", **runtime):
     }
     return build(
         Config,
-        {"source": source, "prompt": PROMPT, "language": LANGUAGE, "backend": backend, "direction": direction},
+        {"source": source, "prompt": PROMPT, "language": LANGUAGE, "translate": translate, "direction": direction},
         "",
     )
 

@@ -34,33 +34,37 @@ pytestmark = [
 
 def test_transformers_and_vllm_agree_on_greedy_tokens(tmp_path):
     from hala_exp.core.schema import build
-    from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig
-    from hala_exp.translation.engine import MemoryCache, Translator
+    from hala_exp.translation.cache import SegmentCache
+    from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig
+    from hala_exp.translation.engine import Translator
 
     model = tiny_model(tmp_path)
     texts = ["Hello world.", "The weather is nice today.", "Where is the library?", "I like green tea very much."]
     ids = {}
     for name in ("transformers", "vllm"):
-        backend = build(
-            BackendConfig,
+        engine = build(
+            EngineConfig,
             {
                 "name": name,
                 "dtype": "float32",
                 "max_new_tokens": 12,
                 "runtime": {"worker_python": VLLM_PYTHON, "progress": False},
             },
-            "translate",
+            "translate.engine",
         )
         tr = Translator(
             str(model),
             build(PromptConfig, PROMPT, "prompt"),
             build(LanguageConfig, LANGUAGE, "language"),
             "en-xx",
-            backend,
+            engine,
             work_dir=tmp_path / name,
         )
-        cache = MemoryCache()
-        tr.generate_missing(texts, cache)
+        cache = SegmentCache(tmp_path / name / "segments")
+        results, spent = tr.translate(texts + texts[:2], cache)  # two calls on one engine: one start-up
+        results2, spent2 = tr.translate(["A second window of work."], cache)
+        tr.close()
+        assert spent.engine_starts == 1 and spent2.engine_starts == 0, f"{name}: one engine start per job"
         ids[name] = [cache.get(tr.key(t)) for t in texts]
         assert all(ids[name]), f"{name} generated nothing"
     assert ids["transformers"] == ids["vllm"]

@@ -176,7 +176,12 @@ class Pipeline:
             return self._cached(step, art)
         if getattr(load_kind(step.kind), "CONCURRENT", False):  # the stage coordinates its jobs itself
             art.path.mkdir(parents=True, exist_ok=True)
-            return self._execute(step, art)
+            try:
+                return self._execute(step, art)
+            except StagePending:
+                if art.complete:  # another job finished (assembled) it while this one waited
+                    return self._cached(step, art)
+                raise
         with self.store.claim(art):
             if art.complete:  # another process finished it while we waited for the lock
                 return self._cached(step, art)

@@ -25,7 +25,7 @@ from hala_exp.core.schema import ConfigError
 from hala_exp.core.stage import StageContext, StageResult
 from hala_exp.evaluation.benchmarks import BenchmarksConfig
 from hala_exp.evaluation.testsets import TestSetConfig
-from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig
+from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class TranslationEvalConfig:
     # BLEU tokenizer: 13a works offline (flores200/spm download a model); our choice, the paper does not say.
     bleu_tokenize: Literal["13a", "intl", "char", "none"] = "13a"
     chrf_word_order: int = 2  # chrF++ (word bigrams), as the issue asks
-    backend: BackendConfig = field(default_factory=BackendConfig)  # how hypotheses are generated (`translate`)
+    engine: EngineConfig = field(default_factory=EngineConfig)  # how hypotheses are generated (`translate.engine`)
 
     def check(self) -> None:
         if not self.testsets:
@@ -141,7 +141,9 @@ def _translation(ctx: StageContext, cfg: Config, model_dir: str, testsets: dict,
                 prompt=cfg.prompt,
                 language=cfg.language,
                 direction=ts.direction,
-                backend=tr.backend,
+                engine=tr.engine,
+                # Segments kept in the artifact, one cache per direction: a killed eval resumes from them.
+                cache_dir=ctx.out_dir / "segments" / ts.direction,
             )
         hyps = translated[same]
         scores = save_and_score(

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hala_exp.core.schema import ConfigError
+from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError
 from hala_exp.core.stage import StageContext, StageResult
 from hala_exp.data.sources import MixConfig
-from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig
+from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,10 @@ class ValidationConfig:
     prompt: PromptConfig | None = None
     language: LanguageConfig | None = None
     direction: Literal["en-xx", "xx-en"] = "en-xx"
-    # How translations are generated (the `translate` group: same engine, prompts and spans as the translate
-    # stage, so the throughput is the backend's in use); its runtime.device and batch_size also serve the logits.
-    backend: BackendConfig = field(default_factory=BackendConfig)
+    # How translations are generated: the translate stage's engine (`translate.engine`), so the throughput is
+    # the backend's in use; its runtime.device also runs the logit comparison.
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    logits_batch_size: int = field(default=8, metadata=NOT_FINGERPRINTED)  # sentences per teacher-forced pass
 
     def check(self) -> None:
         if self.enabled:
@@ -67,7 +68,9 @@ class Config:
     ignore: dict[str, list[str]] = field(default_factory=dict)
     dtype: str = "auto"  # dtype the unquantised model is loaded in (auto: as in its config.json)
     trust_remote_code: bool = False
-    validation: ValidationConfig = field(default_factory=lambda: ValidationConfig(enabled=False))
+    # A check of the checkpoint, not an input to it: the quantised model depends only on method, scheme,
+    # targets, ignore, dtype and the model, so validation settings never move this step's fingerprint.
+    validation: ValidationConfig = field(default_factory=lambda: ValidationConfig(enabled=False), metadata=NOT_FINGERPRINTED)
 
     def check(self) -> None:
         # FP8 with static activation scales needs calibration data, which this stage does not feed.
@@ -83,10 +86,8 @@ class Config:
 
 
 def input_files(config: Config) -> list[str]:
-    from hala_exp.data import sources
-
-    v = config.validation
-    return sources.input_files(v.heldout) if config.method != "none" and v.enabled and v.heldout else []
+    # The held-out file only feeds validation (not fingerprinted): it does not change the checkpoint.
+    return []
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -194,14 +195,14 @@ class _Validation:
         xx = [r["messages"][0]["content"] for r in rows]
         self.sources, self.references = (en, xx) if cfg.direction == "en-xx" else (xx, en)
         # Rendered exactly as the translate stage renders them (quantisation does not touch the tokenizer).
-        renderer = Translator(model_dir, cfg.prompt, cfg.language, cfg.direction, cfg.backend)
+        renderer = Translator(model_dir, cfg.prompt, cfg.language, cfg.direction, cfg.engine)
         self.tokenizer = renderer.tokenizer
         self.prompts = [renderer.render(s) for s in self.sources]
         self.add_special_tokens = not cfg.prompt.chat_template
         self.results: dict[str, dict[str, Any]] = {}
 
     def logits(self, label: str, model) -> None:
-        device = _device(self.cfg.backend.runtime.device)
+        device = _device(self.cfg.engine.runtime.device)
         model.to(device)
         self.results.setdefault(label, {})["logits"] = _teacher_forced_logits(
             model,
@@ -209,32 +210,28 @@ class _Validation:
             self.prompts,
             self.references,
             device,
-            self.cfg.backend.runtime.batch_size,
+            self.cfg.logits_batch_size,
             self.add_special_tokens,
         )
         model.to("cpu")
 
     def translate(self, label: str, model_dir: str, work_dir: Path) -> None:
-        from hala_exp.translation.engine import MemoryCache, Translator
+        from hala_exp.translation.cache import SegmentCache
+        from hala_exp.translation.engine import Translator
 
-        tr = Translator(
-            model_dir,
-            self.cfg.prompt,
-            self.cfg.language,
-            self.cfg.direction,
-            self.cfg.backend,
-            work_dir=work_dir / f"validation-{label}",
-        )
-        _ = tr.backend  # load the model first: the ledger's seconds then time generation only
-        prepared = [tr.prepare(t) for t in self.sources]
-        cache = MemoryCache()
-        tr.generate_missing((p.text for pr in prepared for p in pr.pieces if p.translate), cache)
-        hyps = [
-            restored if restored is not None else marked
-            for marked, restored in (tr.assemble(pr, cache) for pr in prepared)
-        ]
-        self.results.setdefault(label, {}).update(hyps=hyps, tokens=tr.ledger.output_tokens, seconds=tr.ledger.seconds)
-        del tr
+        work = work_dir / f"validation-{label}"
+        tr = Translator(model_dir, self.cfg.prompt, self.cfg.language, self.cfg.direction, self.cfg.engine, work_dir=work)
+        # One model's segments must never answer for the other's: each label has its own cache, fresh per run.
+        shutil.rmtree(work / "segments", ignore_errors=True)
+        cache = SegmentCache(work / "segments")
+        try:
+            tr.backend()  # load the model first: the ledger's seconds then time generation only
+            results, spent = tr.translate(self.sources, cache)
+        finally:
+            tr.close()
+            cache.close()
+        hyps = [r.text if r.text is not None else r.marked for r in results]
+        self.results.setdefault(label, {}).update(hyps=hyps, tokens=spent.output_tokens, seconds=spent.seconds)
 
     def compare(self, base: str, other: str) -> dict[str, float]:
         import sacrebleu

@@ -3,15 +3,22 @@
 Every turn is translated with roles and order kept; the original turns stay under ``messages_en``
 (``messages_<code>`` for xx-en). Spans (code, math, URLs, ...) never reach the translator and come back
 byte-exact; long turns are segmented; rows that fail span restoration or a quality gate are rejected with
-their reason into ``rejects.jsonl``. Work is cut into shards of ``backend.shard_size`` rows that appear
-atomically: a rerun after a crash skips finished shards, and reuses every segment generated before the crash.
-``backend.runtime.shard_index/num_shards`` splits the shards between jobs sharing this directory; the job
-that finds every shard finished assembles ``data.jsonl``.
+their reason into ``rejects.jsonl``.
+
+The source is read as a ``datasets.Dataset`` and cut into shards of ``translate.shard_size`` rows; shards
+are translated window by window (``runtime.window_shards`` at a time, one engine for the whole job) and
+each is committed as it finishes (``translation/shards.py``), so memory is bounded by the window. Any
+number of jobs may run this stage in one directory at once: each takes whichever shard has no live lease
+(``translation/leases.py``), so every shard is translated once; a killed job's shards are taken over once
+its leases go stale. The job that finds every shard done assembles ``data.jsonl``/``rejects.jsonl`` and the
+Arrow file ``data.arrow``; the others report pending (or, when another job is assembling, wait for it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import time
 from collections import Counter
@@ -20,13 +27,15 @@ from typing import Literal
 
 from hala_exp.core.stage import StageContext, StagePending, StageResult
 from hala_exp.data.sources import MixConfig
-from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig, target_script
+from hala_exp.translation.config import LanguageConfig, PromptConfig, TranslateConfig, target_script
 
 log = logging.getLogger(__name__)
 
 VERSIONS = ("transformers", "tokenizers", "torch", "vllm")
-FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
-CONCURRENT = True  # jobs split the shards (runtime.shard_index/num_shards) and share the directory
+# 2: shards are lease-claimed directories with hashes (shards/part-k/), segments in sqlite, data.arrow beside data.jsonl.
+FORMAT_VERSION = 2  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
+CONCURRENT = True  # jobs share the directory and split the shards by leases
+ASSEMBLY = "assemble"  # the lease of the job writing the final output
 
 
 @dataclass
@@ -34,12 +43,12 @@ class Config:
     source: MixConfig
     prompt: PromptConfig
     language: LanguageConfig
-    backend: BackendConfig
+    translate: TranslateConfig
     direction: Literal["en-xx", "xx-en"] = "en-xx"
 
 
 class ShardsPending(StagePending):
-    """This job finished its shards; others' are still running (their last job assembles the output)."""
+    """This job found no shard left to take; others' are still running (the last job assembles the output)."""
 
 
 def input_files(config: Config) -> list[str]:
@@ -53,15 +62,29 @@ def original_key(cfg: Config) -> str:
 
 
 def run(ctx: StageContext) -> StageResult:
+    cfg: Config = ctx.config
+    source, input_rejects, per_source = _source_dataset(cfg)
+    return translate_dataset(ctx, source, input_rejects, per_source)
+
+
+def _source_dataset(cfg: Config):
+    """The source mix as a dataset (one JSON column ``row``) with its quarantine.
+
+    Interim adapter over ``load_mix`` until ``hala_exp.data.mixes.build_mix`` (memory-mapped) is on main."""
     from hala_exp.data.sources import load_mix
 
-    cfg: Config = ctx.config
     rows, mix_rejects, per_source = load_mix(cfg.source, target_language=cfg.language.code)
-    rows, input_rejects = validate_rows(rows, cfg.backend.max_row_chars)
+    rows, input_rejects = validate_rows(rows, cfg.translate.max_row_chars)
     input_rejects = [
         {"id": None, "source": q.source, "reason": q.reason, "line": q.line, "raw": q.raw} for q in mix_rejects
     ] + input_rejects
-    return translate_rows(ctx, rows, input_rejects, per_source)
+    return rows_dataset(rows), input_rejects, per_source
+
+
+def rows_dataset(rows: list[dict]):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"row": [json.dumps(r, ensure_ascii=False) for r in rows]})
 
 
 def validate_rows(rows: list[dict], max_chars: int) -> tuple[list[dict], list[dict]]:
@@ -95,153 +118,289 @@ def _row_problem(row, max_chars: int) -> str | None:
 def translate_rows(
     ctx: StageContext, rows: list[dict], input_rejects: list[dict], per_source: dict[str, int] | None = None
 ) -> StageResult:
-    """The stage's work on already loaded rows (separate from ``run`` so tests can feed rows directly)."""
-    from hala_exp.translation.shards import SegmentCache, UnitStore
+    """The stage's work on already validated rows (tests feed rows directly)."""
+    return translate_dataset(ctx, rows_dataset(rows), input_rejects, per_source)
+
+
+def translate_dataset(ctx: StageContext, source, input_rejects: list[dict], per_source=None) -> StageResult:
+    from hala_exp.translation.cache import owner_id
+    from hala_exp.translation.leases import Leases
+    from hala_exp.translation.shards import CorruptShard, ShardStore
 
     cfg: Config = ctx.config
-    rt = cfg.backend.runtime
+    rt = cfg.translate.runtime
+    size = cfg.translate.shard_size
+    n_shards = -(-len(source) // size)
+    owner = owner_id()
+    store = ShardStore(ctx.out_dir, owner)
+    store.sweep(older_than_s=rt.lease_stale_s)
+    leases = Leases(ctx.out_dir / "leases", owner, rt.lease_heartbeat_s, rt.lease_stale_s)
+    log.info("translate: %d rows in %d shards of %d (job %s)", len(source), n_shards, size, owner)
+    work = _Work(ctx, source, store, leases, owner)
+    with leases:
+        try:
+            while True:
+                _check_done_shards(store, n_shards)
+                work.take_and_translate(n_shards)
+                pending = [k for k in range(n_shards) if not store.done(k)]
+                if not pending:
+                    if not leases.acquire(ASSEMBLY):
+                        return _wait_for_assembly(ctx, leases)
+                    try:
+                        return _assemble(ctx, store, n_shards, input_rejects, per_source, work.devices)
+                    except CorruptShard as e:
+                        store.set_aside(e.k, str(e))
+                        continue  # redo it, then assemble again
+                    finally:
+                        leases.release(ASSEMBLY)
+                if all(leases.live(f"part-{k:06d}") for k in pending):
+                    raise ShardsPending(
+                        f"this job found no shard left to take; {len(pending)} shard(s) are being translated by "
+                        f"other jobs (e.g. {pending[:5]}); the job that finishes last assembles the output"
+                    )
+                # a shard whose job failed or died: take it on the next pass
+        finally:
+            work.close()
+
+
+def _check_done_shards(store, n_shards: int) -> None:
+    """Finished shards are checked against their hashes before anyone trusts them."""
+    from hala_exp.translation.shards import CorruptShard
+
+    for k in range(n_shards):
+        if store.done(k):
+            try:
+                store.verify(k)
+            except CorruptShard as e:
+                store.set_aside(k, str(e))
+
+
+def _wait_for_assembly(ctx: StageContext, leases) -> StageResult:
+    """Another job is assembling: wait until its pipeline marks the artifact complete (this job then reads it
+    from the cache), or give up when that job has stopped without finishing."""
+    from hala_exp.core.store import MARKER
+
+    while not (ctx.out_dir / MARKER).exists():
+        ledger = ctx.out_dir / "ledger.json"  # written at the end of assembly, just before the marker
+        recent = ledger.exists() and leases.fs_now() - ledger.stat().st_mtime < leases.stale_s
+        if not leases.live(ASSEMBLY) and not recent:
+            raise ShardsPending("the job assembling the output stopped before it finished; rerun to assemble")
+        time.sleep(min(1.0, leases.heartbeat_s))
+    raise StagePending("another job assembled the output")
+
+
+class _Work:
+    """This job's share: claim free shards, translate them window by window with one engine, commit each."""
+
+    def __init__(self, ctx: StageContext, source, store, leases, owner: str):
+        self.ctx, self.cfg, self.source, self.store, self.leases, self.owner = (
+            ctx,
+            ctx.config,
+            source,
+            store,
+            leases,
+            owner,
+        )
+        self.translator = None
+        self.cache = None
+
+    @property
+    def devices(self) -> int:
+        return self.translator.devices if self.translator else self.cfg.translate.engine.devices
+
+    def take_and_translate(self, n_shards: int) -> None:
+        window: list[int] = []
+        for k in range(n_shards):
+            if self.store.done(k) or not self.leases.acquire(f"part-{k:06d}"):
+                continue
+            if self.store.done(k):  # committed between our look and our claim
+                self.leases.release(f"part-{k:06d}")
+                continue
+            window.append(k)
+            if len(window) == self.cfg.translate.runtime.window_shards:
+                self._window(window)
+                window = []
+        if window:
+            self._window(window)
+
+    def _window(self, shards: list[int]) -> None:
+        try:
+            self._translate_window(shards)
+        finally:
+            for k in shards:
+                self.leases.release(f"part-{k:06d}")
+
+    def _engine(self):
+        if self.translator is None:
+            from hala_exp.translation.cache import SegmentCache
+            from hala_exp.translation.engine import Translator
+
+            cfg = self.cfg
+            self.translator = Translator(
+                self.ctx.input("model", "model"),
+                cfg.prompt,
+                cfg.language,
+                cfg.direction,
+                cfg.translate.engine,
+                protect=cfg.translate.protect,
+                work_dir=self.ctx.out_dir,
+            )
+            self.cache = SegmentCache(self.ctx.out_dir / "segments", self.owner)
+        return self.translator, self.cache
+
+    def _translate_window(self, shards: list[int]) -> None:
+        from hala_exp.translation import gates, spans
+
+        cfg = self.cfg
+        size = cfg.translate.shard_size
+        tr, cache = self._engine()
+        cache.refresh()  # segments other jobs generated meanwhile
+        units = {
+            k: [json.loads(r) for r in self.source.select(range(k * size, min((k + 1) * size, len(self.source))))["row"]]
+            for k in shards
+        }
+        texts = list(dict.fromkeys(m["content"] for rows in units.values() for row in rows for m in row["messages"]))
+        results, spent = tr.translate(texts, cache)
+        by_text = dict(zip(texts, results))
+        n_rows = sum(len(r) for r in units.values())
+        script = target_script(cfg.direction, cfg.language)
+        key = original_key(cfg)
+        for k, rows in units.items():
+            good, bad = [], []
+            for row in rows:
+                translated, reason, turn, detail = [], None, None, None
+                for j, m in enumerate(row["messages"]):
+                    t = by_text[m["content"]]
+                    if t.skipped:
+                        reason, turn = t.skipped, j
+                        break
+                    if t.text is None:
+                        reason, turn, detail = "spans_not_restored", j, t.marked
+                        break
+                    gate = gates.check(
+                        spans.strip_markers(t.prose),
+                        spans.strip_markers(t.marked),
+                        script,
+                        cfg.translate.gates,
+                        cfg.language.refusal_patterns,
+                    )
+                    if gate is not None:
+                        reason, turn, detail = f"gate_{gate}", j, t.text
+                        break
+                    translated.append({**m, "content": t.text})
+                if reason is None:
+                    good.append({**row, "messages": translated, key: row["messages"]})
+                else:
+                    bad.append(
+                        {
+                            "id": row["id"],
+                            "source": row.get("source"),
+                            "reason": reason,
+                            "turn": turn,
+                            "output": detail,
+                            "row": row,
+                        }
+                    )
+            # Reuse of the segment cache, split over the window's shards by rows (cost lives in the cache).
+            cached = spent.cached_segments * len(rows) / max(n_rows, 1)
+            self.store.commit(k, good, bad, {"cached_segments": cached, "owner": self.owner})
+
+    def close(self) -> None:
+        if self.translator is not None:
+            self.translator.close()
+        if self.cache is not None:
+            self.cache.close()
+
+
+def _assemble(ctx: StageContext, store, n_shards: int, input_rejects: list[dict], per_source, devices) -> StageResult:
+    """Stream the shards into the outputs (each row once, checked by id) and sum the ledger of attempts."""
+    from hala_exp.core.store import atomic_write_text
+    from hala_exp.translation.cache import total_spent
+
+    cfg: Config = ctx.config
     out = ctx.out_dir
-    store = UnitStore(out)
-    size = cfg.backend.shard_size
-    units = [rows[i : i + size] for i in range(0, len(rows), size)]
-    mine = [k for k in range(len(units)) if k % rt.num_shards == rt.shard_index and not store.done(k)]
-    log.info(
-        "translate: %d rows in %d shards; %d to do in job %d/%d",
-        len(rows),
-        len(units),
-        len(mine),
-        rt.shard_index,
-        rt.num_shards,
-    )
-    translator = None
-    if mine:
-        from hala_exp.translation.engine import Translator
-
-        translator = Translator(
-            ctx.input("model", "model"), cfg.prompt, cfg.language, cfg.direction, cfg.backend, work_dir=out
-        )
-        cache = SegmentCache(out, job=f"{rt.shard_index}of{rt.num_shards}")
-        for w in range(0, len(mine), rt.units_per_window):
-            window = mine[w : w + rt.units_per_window]
-            cache.refresh()  # segments other jobs finished meanwhile
-            _translate_window(translator, cfg, cache, store, {k: units[k] for k in window})
-    pending = [k for k in range(len(units)) if not store.done(k)]
-    if pending:
-        raise ShardsPending(
-            f"job {rt.shard_index}/{rt.num_shards} finished its shards; {len(pending)} shard(s) "
-            f"of other jobs are not done yet (e.g. {pending[:5]}); the job that finishes last "
-            "assembles the output, or rerun with num_shards=1 to finish them here"
-        )
-    return _assemble(ctx, store, len(units), input_rejects, per_source, translator)
-
-
-def _translate_window(tr, cfg: Config, cache, store, units: dict[int, list[dict]]) -> None:
-    from hala_exp.translation import gates, spans
-    from hala_exp.translation.ledger import Ledger
-
-    before = Ledger(**asdict(tr.ledger))
-    started = time.perf_counter()
-    prepared: dict[str, object] = {}
-    for rows in units.values():
-        for row in rows:
-            for m in row["messages"]:
-                if m["content"] not in prepared:
-                    prepared[m["content"]] = tr.prepare(m["content"])
-    limit = cfg.backend.protect.max_protected_ratio
-    code_heavy = {
-        t for t, p in prepared.items() if limit is not None and t and p.protected.protected_chars / len(t) > limit
-    }
-    tr.generate_missing(
-        (piece.text for t, p in prepared.items() if t not in code_heavy for piece in p.pieces if piece.translate),
-        cache,
-        progress=cfg.backend.runtime.progress,
-    )
-    delta = Ledger(**asdict(tr.ledger))
-    delta.add(Ledger(**{k: -v for k, v in asdict(before).items()}))
-    delta.seconds = time.perf_counter() - started
-    n_rows = sum(len(r) for r in units.values())
-    script = target_script(cfg.direction, cfg.language)
-    key = original_key(cfg)
-    for k, rows in units.items():
-        good, bad = [], []
-        for row in rows:
-            translated, reason, turn, detail = [], None, None, None
-            for j, m in enumerate(row["messages"]):
-                p = prepared[m["content"]]
-                if m["content"] in code_heavy:
-                    reason, turn = "code_heavy", j
-                    break
-                marked, restored = tr.assemble(p, cache)
-                if restored is None:
-                    reason, turn, detail = "spans_not_restored", j, marked
-                    break
-                gate = gates.check(
-                    spans.strip_markers(p.protected.text),
-                    spans.strip_markers(marked),
-                    script,
-                    cfg.backend.gates,
-                    cfg.language.refusal_patterns,
-                )
-                if gate is not None:
-                    reason, turn, detail = f"gate_{gate}", j, restored
-                    break
-                translated.append({**m, "content": restored})
-            if reason is None:
-                good.append({**row, "messages": translated, key: row["messages"]})
-            else:
-                bad.append(
-                    {
-                        "id": row["id"],
-                        "source": row.get("source"),
-                        "reason": reason,
-                        "turn": turn,
-                        "output": detail,
-                        "row": row,
-                    }
-                )
-        share = len(rows) / max(n_rows, 1)  # the window's cost, split by rows
-        ledger = {name: value * share for name, value in asdict(delta).items()}
-        ledger["rows"] = len(rows)
-        store.write(k, good, bad, ledger)
-
-
-def _assemble(ctx: StageContext, store, n_units: int, input_rejects: list[dict], per_source, translator) -> StageResult:
-    from hala_exp.data.jsonl import write_jsonl
-    from hala_exp.translation.ledger import Ledger
-
-    cfg: Config = ctx.config
-    rows_out: list[dict] = []
-    unit_rejects: list[dict] = []
-    ledger = Ledger()
-    for k in range(n_units):
-        rows_out.extend(store.read(k))
-        unit_rejects.extend(store.read(k, ".rejects"))
-        for entry in store.read(k, ".ledger"):
-            ledger.add(Ledger(**entry))
-    rejects = input_rejects + unit_rejects
-    ids = [r["id"] for r in rows_out] + [r["id"] for r in unit_rejects]
-    if len(ids) != len(set(ids)):  # exactly once: every row is either translated or rejected, never twice
-        dup = [i for i, c in Counter(ids).items() if c > 1][:5]
-        raise RuntimeError(f"{store.dir}: row ids present more than once: {dup}")
-    write_jsonl(ctx.out_dir / "data.jsonl", rows_out)
-    write_jsonl(ctx.out_dir / "rejects.jsonl", rejects)
-    reasons = Counter(r["reason"] for r in rejects)
-    out_sources = Counter(r.get("source") for r in rows_out)
-    devices = translator.devices if translator else cfg.backend.tensor_parallel_size * cfg.backend.data_parallel_size
-    metrics: dict[str, float | int] = {"rows": len(rows_out), "rejected": len(rejects)}
+    ledger = total_spent(out / "segments")
+    ledger.rows, ledger.cached_segments = 0, 0
+    seen: set[str] = set()
+    reasons: Counter = Counter()
+    out_sources: Counter = Counter()
+    tmp_data, tmp_rejects = out / f".data.jsonl.tmp-{store.owner}", out / f".rejects.jsonl.tmp-{store.owner}"
+    try:
+        with open(tmp_data, "wb") as data, open(tmp_rejects, "wb") as rejects:
+            for r in input_rejects:
+                reasons[r["reason"]] += 1
+                rejects.write((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8"))
+            for k in range(n_shards):
+                meta = store.meta(k)
+                ledger.rows += meta["rows"]
+                ledger.cached_segments += meta.get("cached_segments", 0)
+                for line in store.lines(k, "rows.jsonl"):
+                    row = json.loads(line)
+                    _once(row["id"], seen, store.dir)
+                    out_sources[row.get("source")] += 1
+                    data.write(line)
+                for line in store.lines(k, "rejects.jsonl"):
+                    rej = json.loads(line)
+                    _once(rej["id"], seen, store.dir)
+                    reasons[rej["reason"]] += 1
+                    rejects.write(line)
+        tmp_data.replace(out / "data.jsonl")
+        tmp_rejects.replace(out / "rejects.jsonl")
+    finally:
+        tmp_data.unlink(missing_ok=True)
+        tmp_rejects.unlink(missing_ok=True)
+    _arrow(out)
+    n_out = sum(out_sources.values())
+    n_rejected = sum(reasons.values())
+    metrics: dict[str, float | int] = {"rows": n_out, "rejected": n_rejected}
     metrics.update({f"rejected/{_metric_name(r)}": n for r, n in reasons.items()})
-    metrics.update(ledger.metrics(devices, cfg.backend.price_per_device_hour_usd))
+    metrics.update(ledger.metrics(devices, cfg.translate.price_per_device_hour_usd))
     details = {
         "rejects_by_reason": dict(reasons),
         "rows_in_by_source": dict(per_source or {}),
         "rows_out_by_source": dict(out_sources),
-        "shards": n_units,
+        "shards": n_shards,
         "ledger": asdict(ledger),
         "direction": cfg.direction,
         "language": cfg.language.code,
     }
-    log.info("translate: %d rows out, %d rejected %s", len(rows_out), len(rejects), dict(reasons))
-    return StageResult(outputs={"data": "data.jsonl", "rejects": "rejects.jsonl"}, metrics=metrics, details=details)
+    atomic_write_text(out / "ledger.json", json.dumps(asdict(ledger), indent=1))
+    log.info("translate: %d rows out, %d rejected %s", n_out, n_rejected, dict(reasons))
+    return StageResult(
+        outputs={"data": "data.jsonl", "rejects": "rejects.jsonl", "dataset": "data.arrow"},
+        metrics=metrics,
+        details=details,
+    )
+
+
+def _once(row_id: str, seen: set[str], where) -> None:
+    # exactly once: every row is either translated or rejected, in one shard
+    if row_id in seen:
+        raise RuntimeError(f"{where}: row id {row_id!r} present more than once")
+    seen.add(row_id)
+
+
+def _arrow(out) -> None:
+    """``data.arrow``: the translated rows as one Arrow stream file, memory-mapped by the next stages
+    (``datasets.Dataset.from_file``); built by ``datasets``' JSON reader in bounded blocks."""
+    import shutil
+
+    import pyarrow as pa
+    from datasets import Dataset
+
+    work = out / ".arrow-work"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        if (out / "data.jsonl").stat().st_size:
+            ds = Dataset.from_json(str(out / "data.jsonl"), cache_dir=str(work))
+            (cache_file,) = [f["filename"] for f in ds.cache_files]
+            os.replace(cache_file, out / "data.arrow")
+        else:  # no rows (all rejected): an empty stream that still loads
+            with pa.OSFile(str(work.with_name(".data.arrow.tmp")), "wb") as fh:
+                pa.ipc.new_stream(fh, pa.schema([("id", pa.string())])).close()
+            os.replace(work.with_name(".data.arrow.tmp"), out / "data.arrow")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _metric_name(reason: str) -> str:

@@ -4,7 +4,8 @@ gives comparable text.
 
 * ``transformers``: batched greedy ``generate`` in this process, batches of similar length (CPU or GPU).
 * ``vllm``: ``LLM.generate`` in a worker interpreter (``runtime.worker_python``; vLLM's pins clash with
-  llmcompressor's), talking through files only; tensor/data parallel from config.
+  llmcompressor's), talking through files only; tensor/data parallel from config. The worker is started once
+  and fed request after request (one engine start per job, not per window); ``starts`` counts start-ups.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hala_exp.translation.config import BackendConfig
+from hala_exp.translation.config import EngineConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,10 @@ def cut_at_eos(ids: list[int], eos_ids: set[int], limit: int) -> list[int]:
 class TransformersBackend:
     devices = 1
 
-    def __init__(self, model_path: str, cfg: BackendConfig, eos_ids: set[int], pad_id: int):
+    def __init__(self, model_path: str, cfg: EngineConfig, eos_ids: set[int], pad_id: int):
         import torch
+
+        started = time.perf_counter()
 
         from hala_exp.core.model_dirs import load_model
 
@@ -66,12 +70,13 @@ class TransformersBackend:
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         self.device, self.cfg, self.eos_ids, self.pad_id = device, cfg, eos_ids, pad_id
         self.model = load_model(model_path, dtype=dtype, trust_remote_code=cfg.trust_remote_code, device=device)
+        self.starts, self.start_seconds = 1, time.perf_counter() - started
 
     def generate(self, requests: list[Request], on_done: OnDone) -> None:
         import torch
 
         order = sorted(requests, key=lambda r: (len(r.prompt_ids), r.max_new_tokens))
-        bs = self.cfg.runtime.batch_size
+        bs = self.cfg.runtime.generate_batch_size
         for start in range(0, len(order), bs):
             batch = order[start : start + bs]
             width = max(len(r.prompt_ids) for r in batch)
@@ -105,30 +110,28 @@ class TransformersBackend:
 
 
 class VllmBackend:
-    """Runs ``vllm_worker.py`` in ``runtime.worker_python``; results stream back through a JSONL file."""
+    """Runs ``vllm_worker.py`` in ``runtime.worker_python`` as a server on a session directory: the engine
+    starts once, then each ``generate`` drops a request file and streams results back from a JSONL file.
+    A worker that died is restarted on the next request (counted in ``starts``)."""
 
-    def __init__(self, model_path: str, cfg: BackendConfig, eos_ids: set[int], work_dir: Path):
+    def __init__(self, model_path: str, cfg: EngineConfig, eos_ids: set[int], work_dir: Path):
         python = cfg.runtime.worker_python
         if not python:
             raise ValueError(
-                "translate.runtime.worker_python: required for backend vllm (the interpreter of the "
+                "translate.engine.runtime.worker_python: required for engine vllm (the interpreter of the "
                 "environment that has vllm, e.g. .venv-vllm/bin/python)"
             )
         if not Path(python).exists():
-            raise FileNotFoundError(f"translate.runtime.worker_python: {python} does not exist")
+            raise FileNotFoundError(f"translate.engine.runtime.worker_python: {python} does not exist")
         self.python, self.model_path, self.cfg, self.eos_ids = python, model_path, cfg, eos_ids
-        self.work_dir = Path(work_dir)
-        self.devices = cfg.tensor_parallel_size * cfg.data_parallel_size
+        self.session = Path(work_dir) / f"session-{os.getpid()}-{time.time_ns()}"
+        self.devices = cfg.devices
+        self.proc: subprocess.Popen | None = None
+        self.starts, self.start_seconds, self.requests = 0, 0.0, 0
 
-    def generate(self, requests: list[Request], on_done: OnDone) -> None:
-        if not requests:
-            return
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        stamp = f"{os.getpid()}-{time.time_ns()}"
-        req_path, out_path = self.work_dir / f"request-{stamp}.json", self.work_dir / f"result-{stamp}.jsonl"
-        order = sorted(requests, key=lambda r: len(r.prompt_ids))
-        by_key = {r.key: r for r in order}
-        req_path.write_text(
+    def _start(self) -> None:
+        self.session.mkdir(parents=True, exist_ok=True)
+        (self.session / "engine.json").write_text(
             json.dumps(
                 {
                     "model": self.model_path,
@@ -139,40 +142,76 @@ class VllmBackend:
                     "gpu_memory_utilization": self.cfg.gpu_memory_utilization,
                     "max_model_len": self.cfg.max_model_len,
                     "eos_token_ids": sorted(self.eos_ids),
-                    "chunk_size": max(64, self.cfg.runtime.batch_size * 8),
+                    "chunk_size": self.cfg.runtime.generate_batch_size,
+                }
+            )
+        )
+        worker = Path(__file__).with_name("vllm_worker.py")
+        self.proc = subprocess.Popen(
+            [self.python, str(worker), str(self.session)],
+            preexec_fn=_die_with_parent,
+            stdout=sys.stderr,
+            stderr=sys.stderr,
+        )
+        self.starts += 1
+
+    def generate(self, requests: list[Request], on_done: OnDone) -> None:
+        if not requests:
+            return
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        self.requests += 1
+        n = self.requests
+        out_path, done_path = self.session / f"result-{n:06d}.jsonl", self.session / f"done-{n:06d}"
+        order = sorted(requests, key=lambda r: len(r.prompt_ids))
+        by_key = {r.key: r for r in order}
+        tmp = self.session / f".request-{n:06d}.json"
+        tmp.write_text(
+            json.dumps(
+                {
                     "output": str(out_path),
+                    "done": str(done_path),
                     "requests": [
                         {"key": r.key, "prompt_token_ids": r.prompt_ids, "max_tokens": r.max_new_tokens} for r in order
                     ],
                 }
             )
         )
-        worker = Path(__file__).with_name("vllm_worker.py")
-        proc = subprocess.Popen(
-            [self.python, str(worker), str(req_path)], preexec_fn=_die_with_parent, stdout=sys.stderr, stderr=sys.stderr
-        )
-        seen, offset = set(), 0
-        deadline = (
-            None if self.cfg.runtime.worker_timeout_s is None else time.time() + self.cfg.runtime.worker_timeout_s
-        )
+        os.replace(tmp, self.session / f"request-{n:06d}.json")  # the worker only sees whole requests
+        seen: set[str] = set()
+        offset = 0
+        timeout = self.cfg.runtime.worker_timeout_s
+        deadline = None if timeout is None else time.time() + timeout
         while True:
-            done = proc.poll() is not None
+            finished = done_path.exists()
+            alive = self.proc.poll() is None
             offset = self._drain(out_path, offset, by_key, seen, on_done)
-            if done:
+            if finished or not alive:
                 break
             if deadline and time.time() > deadline:
-                proc.kill()
-                raise TimeoutError(f"vllm worker exceeded runtime.worker_timeout_s={self.cfg.runtime.worker_timeout_s}")
-            time.sleep(0.5)
-        if proc.returncode != 0:
+                self.close()
+                raise TimeoutError(f"vllm worker exceeded engine.runtime.worker_timeout_s={timeout}")
+            time.sleep(0.2)
+        if not finished:
             raise RuntimeError(
-                f"vllm worker ({self.python}) failed with exit code {proc.returncode}; request {req_path}"
+                f"vllm worker ({self.python}) exited with code {self.proc.returncode}; session {self.session}"
             )
         missing = set(by_key) - seen
         if missing:
-            raise RuntimeError(f"vllm worker returned no result for {len(missing)} request(s); request {req_path}")
-        req_path.unlink(missing_ok=True)
+            raise RuntimeError(f"vllm worker returned no result for {len(missing)} request(s); session {self.session}")
         out_path.unlink(missing_ok=True)
+        done_path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            (self.session / "stop").touch()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        shutil.rmtree(self.session, ignore_errors=True)
 
     def _drain(self, path: Path, offset: int, by_key, seen: set, on_done: OnDone) -> int:
         if not path.exists():
@@ -206,7 +245,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def make_backend(model_path: str, cfg: BackendConfig, eos_ids: set[int], pad_id: int, work_dir: Path):
+def make_backend(model_path: str, cfg: EngineConfig, eos_ids: set[int], pad_id: int, work_dir: Path):
     if cfg.name == "transformers":
         return TransformersBackend(model_path, cfg, eos_ids, pad_id)
     return VllmBackend(model_path, cfg, eos_ids, work_dir)

@@ -1,8 +1,9 @@
 """Typed schemas of the translation config groups: ``translator.prompt``, ``language`` and ``translate``.
 
-Everything outside ``BackendConfig.runtime`` changes what the translator writes and is part of the cache
-fingerprint; ``runtime`` (batch size, device, worker interpreter, progress, job sharding) only changes speed
-or who does the work.
+``translate`` is split by owner: ``translate.engine`` (``EngineConfig``: backend, dtype, limits, parallelism)
+is what other stages may borrow; the rest (``TranslateConfig``: row limit, spans, gates, shards, prices,
+job sharing) belongs to the translate stage alone. Fields marked ``NOT_FINGERPRINTED`` (runtime knobs, the
+price) change speed, cost estimates or who does the work, never a translation.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError, in_range
-
-Direction = Literal["en-xx", "xx-en"]
 
 
 @dataclass
@@ -108,31 +107,27 @@ class ProtectConfig:
 
 
 @dataclass
-class RuntimeConfig:
-    """How fast and where; excluded from the fingerprint."""
+class EngineRuntime:
+    """Where and how fast the engine runs: never changes a translation (greedy search), never fingerprinted."""
 
-    batch_size: int = 16
-    device: str = "auto"  # auto | cpu | cuda | cuda:1 (transformers backend)
-    worker_python: str | None = None  # interpreter with vllm (env B); vllm backend only
-    progress: bool = True  # a tqdm bar on a terminal, periodic log lines otherwise
-    log_every_s: float = 30.0
-    shard_index: int = 0  # this job's share of the work units: unit k is done by job k % num_shards
-    num_shards: int = 1
-    units_per_window: int = 8  # work units translated together (bigger: better batches, more to redo on a crash)
-    worker_timeout_s: float | None = None
+    # Prompts handed to one generate call: one padded batch on transformers; on vLLM one chunk that the engine
+    # schedules itself (continuous batching) and whose results stream back together.
+    generate_batch_size: int = field(default=16, metadata=NOT_FINGERPRINTED)
+    device: str = field(default="auto", metadata=NOT_FINGERPRINTED)  # auto | cpu | cuda | cuda:1 (transformers)
+    worker_python: str | None = field(default=None, metadata=NOT_FINGERPRINTED)  # interpreter with vllm (env B)
+    worker_timeout_s: float | None = field(default=None, metadata=NOT_FINGERPRINTED)  # per window, vllm only
+    progress: bool = field(default=True, metadata=NOT_FINGERPRINTED)  # tqdm on a terminal, log lines otherwise
+    log_every_s: float = field(default=30.0, metadata=NOT_FINGERPRINTED)
 
     def check(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size: {self.batch_size} must be >= 1")
-        if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
-            raise ConfigError(f"shard_index: {self.shard_index} must be in [0, num_shards={self.num_shards})")
-        if self.units_per_window < 1:
-            raise ConfigError(f"units_per_window: {self.units_per_window} must be >= 1")
+        if self.generate_batch_size < 1:
+            raise ConfigError(f"generate_batch_size: {self.generate_batch_size} must be >= 1")
 
 
 @dataclass
-class BackendConfig:
-    """The ``translate`` config group: which engine generates, with what limits, and the data handling."""
+class EngineConfig:
+    """``translate.engine``: which engine generates and with what limits. The translate stage owns it;
+    quantize validation and eval borrow it (``${translate.engine}``) and nothing else of ``translate``."""
 
     name: Literal["transformers", "vllm"] = "transformers"
     dtype: str = "auto"  # torch dtype name or auto
@@ -145,15 +140,10 @@ class BackendConfig:
     data_parallel_size: int = 1  # vllm
     gpu_memory_utilization: float = 0.9  # vllm
     max_model_len: int | None = None  # vllm
-    shard_size: int = 256  # rows per output shard (the unit of exactly-once work)
-    max_row_chars: int = 100_000  # longer rows are quarantined as too_long
-    price_per_device_hour_usd: float = field(default=0.0, metadata=NOT_FINGERPRINTED)  # the ledger's cost estimate
-    protect: ProtectConfig = field(default_factory=ProtectConfig)
-    gates: GateConfig = field(default_factory=GateConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig, metadata=NOT_FINGERPRINTED)
+    runtime: EngineRuntime = field(default_factory=EngineRuntime, metadata=NOT_FINGERPRINTED)
 
     def check(self) -> None:
-        for key in ("max_new_tokens", "max_segment_tokens", "shard_size", "tensor_parallel_size", "data_parallel_size"):
+        for key in ("max_new_tokens", "max_segment_tokens", "tensor_parallel_size", "data_parallel_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: {getattr(self, key)} must be >= 1")
         if self.max_new_tokens_ratio <= 0:
@@ -163,6 +153,46 @@ class BackendConfig:
             raise ConfigError(
                 "tensor_parallel_size: parallelism needs name: vllm (the transformers backend uses one device)"
             )
+
+    @property
+    def devices(self) -> int:
+        return self.tensor_parallel_size * self.data_parallel_size
+
+
+@dataclass
+class CorpusRuntime:
+    """How jobs share the stage's work; never changes the output, never fingerprinted."""
+
+    window_shards: int = field(default=8, metadata=NOT_FINGERPRINTED)  # shards translated together (batching)
+    lease_heartbeat_s: float = field(default=30.0, metadata=NOT_FINGERPRINTED)  # a live job renews its leases
+    # A lease not renewed for this long belongs to a dead job and is taken over (our choice: 10 heartbeats).
+    lease_stale_s: float = field(default=300.0, metadata=NOT_FINGERPRINTED)
+
+    def check(self) -> None:
+        if self.window_shards < 1:
+            raise ConfigError(f"window_shards: {self.window_shards} must be >= 1")
+        if not 0 < self.lease_heartbeat_s < self.lease_stale_s:
+            raise ConfigError(
+                f"lease_heartbeat_s: {self.lease_heartbeat_s} must be > 0 and below lease_stale_s ({self.lease_stale_s})"
+            )
+
+
+@dataclass
+class TranslateConfig:
+    """The ``translate`` config group, owned by the translate stage: the engine plus what only a corpus
+    translation needs (row limit, protected spans, gates, shards, cost, job sharing)."""
+
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    shard_size: int = 256  # rows per output shard: the unit of exactly-once work (defines the artifact's layout)
+    max_row_chars: int = 100_000  # longer rows are quarantined as too_long
+    price_per_device_hour_usd: float = field(default=0.0, metadata=NOT_FINGERPRINTED)  # the ledger's estimate
+    protect: ProtectConfig = field(default_factory=ProtectConfig)
+    gates: GateConfig = field(default_factory=GateConfig)
+    runtime: CorpusRuntime = field(default_factory=CorpusRuntime, metadata=NOT_FINGERPRINTED)
+
+    def check(self) -> None:
+        if self.shard_size < 1:
+            raise ConfigError(f"shard_size: {self.shard_size} must be >= 1")
 
 
 def names(direction: str, language: LanguageConfig) -> tuple[str, str]:

@@ -1,5 +1,6 @@
 """The translation engine: protect spans, split into segments, generate the missing segments in length-sorted
-batches, rejoin and restore. Used by the translate stage and by ``translate_texts`` (eval, quantize)."""
+batches, rejoin and restore, in one call (``Translator.translate``) used by the translate stage, by
+``translate_texts`` (eval) and by quantize's validation."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import math
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hala_exp.translation import segments, spans
 from hala_exp.translation.backends import Generation, Request, make_backend
-from hala_exp.translation.config import BackendConfig, LanguageConfig, PromptConfig, names
+from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig, ProtectConfig, names
 from hala_exp.translation.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -26,54 +27,79 @@ class Prepared:
     protected: spans.Protected
     pieces: list[segments.Piece]
 
-    def keys(self, key_fn) -> list[str]:
-        return [key_fn(p.text) for p in self.pieces if p.translate]
 
+@dataclass
+class Translation:
+    """One text through the engine."""
 
-class MemoryCache:
-    """The segment cache of one call (``translate_texts``): dedup without files."""
-
-    def __init__(self):
-        self.entries: dict[str, list[int]] = {}
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.entries
-
-    def get(self, key: str) -> list[int]:
-        return self.entries[key]
-
-    def add(self, records: list[tuple[str, list[int]]]) -> None:
-        self.entries.update(records)
+    source: str
+    prose: str  # the source with protected spans replaced by markers (what the translator saw)
+    marked: str | None  # the translation with markers; None when the text was not sent (``skipped``)
+    text: str | None  # markers restored; None when the translator lost a span or the text was skipped
+    spans: list = field(default_factory=list)  # the protected spans (for a lenient restore)
+    skipped: str | None = None  # why the text was not translated (code_heavy)
 
 
 class Translator:
+    """The engine: ``translate(texts, cache)`` protects spans, splits segments, generates the segments the
+    cache lacks in length-sorted batches, rejoins and restores. The stage, eval and quantize validation all
+    call it; the backend (model) is loaded on first use and kept for the translator's lifetime."""
+
     def __init__(
         self,
         model: str,
         prompt: PromptConfig,
         language: LanguageConfig,
         direction: str,
-        backend: BackendConfig,
+        engine: EngineConfig,
+        protect: ProtectConfig | None = None,
         work_dir: str | Path | None = None,
     ):
         from hala_exp.core.model_dirs import load_tokenizer
 
-        self.model, self.prompt, self.language, self.direction, self.cfg = model, prompt, language, direction, backend
+        self.model, self.prompt, self.language, self.direction, self.cfg = model, prompt, language, direction, engine
+        self.protect = protect if protect is not None else ProtectConfig()
         self.source_name, self.target_name = names(direction, language)
         self.work_dir = Path(work_dir) if work_dir else None
-        self.tokenizer = load_tokenizer(model, trust_remote_code=backend.trust_remote_code)
+        self.tokenizer = load_tokenizer(model, trust_remote_code=engine.trust_remote_code)
         self.eos_ids = _eos_ids(model, self.tokenizer)
         self._backend = None
-        self.ledger = Ledger()
+        self._starts_seen = (0, 0.0)  # backend start-ups already in a ledger
+
+    # ------------------------------------------------------------ the one call
+    def translate(self, texts: list[str], cache) -> tuple[list[Translation], Ledger]:
+        """Translations of ``texts`` (input order) and what this call spent. Generated segments go to
+        ``cache`` batch by batch (with their cost), so a call killed half-way keeps them."""
+        ledger = Ledger()
+        prepared: dict[str, Prepared] = {}
+        for t in texts:
+            if t not in prepared:
+                prepared[t] = self.prepare(t)
+        limit = self.protect.max_protected_ratio
+        heavy = {t for t, p in prepared.items() if limit is not None and t and p.protected.protected_chars / len(t) > limit}
+        self._generate_missing(
+            (piece.text for t, p in prepared.items() if t not in heavy for piece in p.pieces if piece.translate),
+            cache,
+            ledger,
+        )
+        out = []
+        for t in texts:
+            p = prepared[t]
+            if t in heavy:
+                out.append(Translation(t, p.protected.text, None, None, p.protected.spans, "code_heavy"))
+                continue
+            pieces = [self.decode(cache.get(self.key(x.text))) if x.translate else x.text for x in p.pieces]
+            marked = segments.join(pieces)
+            restored = spans.restore(marked, p.protected.spans)
+            out.append(Translation(t, p.protected.text, marked, restored, p.protected.spans))
+        return out, ledger
 
     # ------------------------------------------------------------ text -> segments
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prepare(self, text: str) -> Prepared:
-        protected = (
-            spans.protect(text, self.cfg.protect.kinds) if self.cfg.protect.enabled else spans.Protected(text, [])
-        )
+        protected = spans.protect(text, self.protect.kinds) if self.protect.enabled else spans.Protected(text, [])
         pieces = segments.split(protected.text, self.count_tokens, self.cfg.max_segment_tokens)
         return Prepared(protected, pieces)
 
@@ -96,17 +122,19 @@ class Translator:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     # ------------------------------------------------------------ generation
-    def generate_missing(self, segment_texts: Iterable[str], cache, progress: bool = False) -> None:
+    def _generate_missing(self, segment_texts: Iterable[str], cache, ledger: Ledger) -> None:
         """Translate every segment whose key is not in ``cache`` (each distinct text once)."""
         todo: dict[str, str] = {}
-        cached = 0
+        seen: set[str] = set()
         for text in segment_texts:
             k = self.key(text)
-            if k in cache or k in todo:
-                cached += k in cache
+            if k in seen:
                 continue
-            todo[k] = text
-        self.ledger.cached_segments += cached
+            seen.add(k)
+            if k in cache:
+                ledger.cached_segments += 1
+            else:
+                todo[k] = text
         if not todo:
             return
         requests = []
@@ -114,45 +142,56 @@ class Translator:
             n = self.count_tokens(text)
             limit = min(self.cfg.max_new_tokens, math.ceil(self.cfg.max_new_tokens_ratio * n) + 16)
             requests.append(Request(k, self.encode(text), limit))
-        bar = _Progress(len(requests), progress, self.cfg.runtime.log_every_s)
-        started = time.perf_counter()
+        backend = self.backend()
+        bar = _Progress(len(requests), self.cfg.runtime.progress, self.cfg.runtime.log_every_s)
+        last = [time.perf_counter()]
 
         def on_done(gens: list[Generation]) -> None:
-            cache.add([(g.key, g.token_ids) for g in gens])
-            self.ledger.segments += len(gens)
-            self.ledger.input_tokens += sum(g.prompt_tokens for g in gens)
-            out = sum(len(g.token_ids) for g in gens)
-            self.ledger.output_tokens += out
-            bar.update(len(gens), out)
+            now = time.perf_counter()
+            spent = Ledger(
+                segments=len(gens),
+                input_tokens=sum(g.prompt_tokens for g in gens),
+                output_tokens=sum(len(g.token_ids) for g in gens),
+                seconds=now - last[0],
+            )
+            last[0] = now
+            cache.add([(g.key, g.token_ids) for g in gens], spent)
+            ledger.add(spent)
+            bar.update(len(gens), spent.output_tokens)
 
         try:
-            self.backend.generate(requests, on_done)
+            backend.generate(requests, on_done)
         finally:
-            self.ledger.seconds += time.perf_counter() - started
             bar.close()
+            # Start-ups since the last call: a model load here, or a vLLM worker (re)started inside generate.
+            now_seen = (getattr(backend, "starts", 0), getattr(backend, "start_seconds", 0.0))
+            starts = Ledger(
+                engine_starts=now_seen[0] - self._starts_seen[0], startup_seconds=now_seen[1] - self._starts_seen[1]
+            )
+            self._starts_seen = now_seen
+            if starts.engine_starts:
+                cache.record(starts)
+                ledger.add(starts)
 
-    @property
     def backend(self):
-        if self._backend is None:  # loaded on first use: a fully cached rerun never loads the model
+        """The generation backend, started on first use (a fully cached call never loads the model) and kept."""
+        if self._backend is None:
             pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
             work = self.work_dir or Path.cwd()
             self._backend = make_backend(self.model, self.cfg, self.eos_ids, pad, work / "worker")
         return self._backend
 
+    def close(self) -> None:
+        """Stop the backend (a vLLM worker process); the next call starts a new one."""
+        close = getattr(self._backend, "close", None)
+        if close is not None:
+            close()
+        self._backend = None
+        self._starts_seen = (0, 0.0)
+
     @property
     def devices(self) -> int:
-        return (
-            getattr(self._backend, "devices", 1)
-            if self._backend
-            else (self.cfg.tensor_parallel_size * self.cfg.data_parallel_size)
-        )
-
-    # ------------------------------------------------------------ segments -> text
-    def assemble(self, prepared: Prepared, cache) -> tuple[str, str | None]:
-        """(translation with markers, restored translation or None when spans cannot be restored)."""
-        out = [self.decode(cache.get(self.key(p.text))) if p.translate else p.text for p in prepared.pieces]
-        marked = segments.join(out)
-        return marked, spans.restore(marked, prepared.protected.spans)
+        return getattr(self._backend, "devices", self.cfg.devices)
 
 
 def _eos_ids(model: str, tokenizer) -> set[int]:

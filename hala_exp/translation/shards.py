@@ -1,93 +1,125 @@
-"""Exactly-once bookkeeping in a stage's directory.
+"""Exactly-once shards in a stage's directory.
 
-* Work units: rows are cut, in input order, into units of ``shard_size``; unit k is done when its shard
-  ``shards/part-k.jsonl`` exists. Its rejects and ledger are written first, the shard last, each by rename, so
-  a unit is either wholly there or redone. Job j of n takes the units with k % n == j.
-* Segment cache: every generated segment is appended (one fsync'd write per batch) to the job's own
-  ``segments/job-j.jsonl``; all jobs' files are read back, so identical segments are translated once and a
-  run killed mid-unit keeps what it generated. A torn last line from a killed writer is cut off on reopen.
+Rows are cut, in input order, into shards of ``shard_size``; shard k is done when ``shards/part-k/`` exists.
+Its files (``rows.jsonl``, ``rejects.jsonl``) are written into a private temporary directory, fsync'd, and
+described by ``meta.json`` (counts, the window's cached segments, a SHA-256 of each file); the directory is
+then renamed into place: a shard is wholly there or not at all, and a rename onto a shard another job
+committed first fails instead of overwriting it. A failed write (a full disk) removes its temporary
+directory; one left by a killed job is ignored and swept. Every read checks the hashes: a shard damaged
+after its commit is moved aside and redone, never read as data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from hala_exp.data.jsonl import write_jsonl
+log = logging.getLogger(__name__)
+
+FILES = ("rows.jsonl", "rejects.jsonl")
 
 
-class UnitStore:
-    def __init__(self, root: Path):
+class CorruptShard(Exception):
+    def __init__(self, k: int, why: str):
+        super().__init__(f"shard {k}: {why}")
+        self.k = k
+
+
+class ShardStore:
+    def __init__(self, root: Path, owner: str):
         self.dir = Path(root) / "shards"
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.owner = owner
 
-    def path(self, k: int, part: str = "") -> Path:
-        return self.dir / f"part-{k:06d}{part}.jsonl"
+    def path(self, k: int) -> Path:
+        return self.dir / f"part-{k:06d}"
 
     def done(self, k: int) -> bool:
-        return self.path(k).exists()
+        return (self.path(k) / "meta.json").is_file()
 
-    def write(self, k: int, rows: list[dict], rejects: list[dict], ledger: dict) -> None:
-        write_jsonl(self.path(k, ".rejects"), rejects)
-        write_jsonl(self.path(k, ".ledger"), [ledger])
-        write_jsonl(self.path(k), rows)  # last: its presence means the unit is complete
-
-    def read(self, k: int, part: str = "") -> list[dict]:
-        with open(self.path(k, part), encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
-
-
-class SegmentCache:
-    def __init__(self, root: Path, job: str):
-        self.dir = Path(root) / "segments"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.own = self.dir / f"job-{job}.jsonl"
-        _cut_torn_tail(self.own)
-        self.entries: dict[str, list[int]] = {}
-        self._offsets: dict[Path, int] = {}
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Read what any job appended since the last call (complete lines only)."""
-        for path in sorted(self.dir.glob("job-*.jsonl")):
-            offset = self._offsets.get(path, 0)
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read()
-            end = data.rfind(b"\n") + 1
-            for line in data[:end].splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line torn by a crash in another job's file
-                self.entries[rec["key"]] = rec["token_ids"]
-            self._offsets[path] = offset + end
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.entries
-
-    def get(self, key: str) -> list[int]:
-        return self.entries[key]
-
-    def add(self, records: list[tuple[str, list[int]]]) -> None:
-        if not records:
-            return
-        data = "".join(json.dumps({"key": k, "token_ids": ids}) + "\n" for k, ids in records).encode()
-        fd = os.open(self.own, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    def meta(self, k: int) -> dict:
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            return json.loads((self.path(k) / "meta.json").read_text())
+        except (OSError, ValueError) as e:
+            raise CorruptShard(k, f"unreadable meta.json ({e})") from None
+
+    # ---------------------------------------------------------------- writing
+    def commit(self, k: int, rows: list[dict], rejects: list[dict], extra: dict) -> bool:
+        """Write shard k; False when another job committed it first (ours is dropped: same content)."""
+        tmp = self.dir / f".tmp-{k:06d}-{self.owner}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.mkdir()
+            digests = {}
+            for name, records in zip(FILES, (rows, rejects)):
+                data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+                write_file(tmp / name, data)
+                digests[name] = hashlib.sha256(data).hexdigest()
+            meta = {"rows": len(rows), "rejected": len(rejects), "sha256": digests, **extra}
+            write_file(tmp / "meta.json", json.dumps(meta).encode())
+            try:
+                os.rename(tmp, self.path(k))
+            except OSError:  # ENOTEMPTY / EEXIST: another job's commit won
+                if self.done(k):
+                    return False
+                raise
+            return True
         finally:
-            os.close(fd)
-        for k, ids in records:
-            self.entries[k] = ids
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # ---------------------------------------------------------------- reading
+    def lines(self, k: int, name: str) -> Iterator[bytes]:
+        """The lines of one of shard k's files; raises CorruptShard (after the last line) on a hash mismatch."""
+        want = self.meta(k).get("sha256", {}).get(name)
+        h = hashlib.sha256()
+        try:
+            with open(self.path(k) / name, "rb") as fh:
+                for line in fh:
+                    h.update(line)
+                    yield line
+        except OSError as e:
+            raise CorruptShard(k, f"{name}: {e}") from None
+        if h.hexdigest() != want:
+            raise CorruptShard(k, f"{name}: content does not match its recorded SHA-256")
+
+    def verify(self, k: int) -> None:
+        for name in FILES:
+            for _ in self.lines(k, name):
+                pass
+
+    def set_aside(self, k: int, why: str) -> None:
+        """Move a damaged shard out of the way so it is redone."""
+        aside = self.dir / f".corrupt-{k:06d}-{time.time_ns()}"
+        try:
+            os.rename(self.path(k), aside)
+            log.warning("shard %d is damaged (%s): moved to %s, it will be translated again", k, why, aside.name)
+        except FileNotFoundError:
+            pass
+
+    def sweep(self, older_than_s: float) -> None:
+        """Remove temporary directories of killed writers (older than any live write can be)."""
+        now = time.time()
+        for tmp in self.dir.glob(".tmp-*"):
+            try:
+                if now - tmp.stat().st_mtime > older_than_s:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except FileNotFoundError:
+                pass
 
 
-def _cut_torn_tail(path: Path) -> None:
-    if not path.exists():
-        return
-    with open(path, "rb+") as fh:
-        data = fh.read()
-        if data and not data.endswith(b"\n"):
-            fh.truncate(data.rfind(b"\n") + 1)
+def write_file(path: Path, data: bytes) -> None:
+    """Write and fsync (the one write layer of shards: faults are injected here in tests)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
