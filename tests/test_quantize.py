@@ -112,9 +112,9 @@ def test_none_passes_the_input_through(tiny_models, tmp_path):
     assert quantize.input_files(build(quantize.Config, {"method": "none"}, "quantize")) == []
 
 
-def test_heldout_file_is_part_of_the_fingerprint():
-    files = quantize.input_files(build(quantize.Config, default_config(), "quantize"))
-    assert len(files) == 1 and files[0].endswith("parallel_heldout.jsonl") and Path(files[0]).is_file()
+def test_validation_settings_are_not_inputs_of_the_checkpoint():
+    cfg = build(quantize.Config, default_config(), "quantize")
+    assert cfg.validation.enabled and quantize.input_files(cfg) == [], "the held-out file only feeds the check"
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 A lease is a file created with ``O_CREAT | O_EXCL`` (atomic on local file systems and NFSv3+): whoever creates
 it owns the shard. The owner renews it (``utime``) every ``heartbeat_s`` from a background thread; a lease not
 renewed for ``stale_s`` belongs to a dead job (kill -9, a lost node) and is taken over: renamed aside (only
-one job's rename succeeds), checked to still be the stale one, then created anew. Ages are measured on the
+one job's rename succeeds), checked to still be the stale one, then created anew. A lease written on this
+host by a process that no longer exists is taken over at once. Ages are measured on the
 file system's clock (the mtime of a file this job just touched), so clock skew between nodes does not matter.
 
 Why not an engine: datatrove (per-rank completion markers checked once at start, ranks fixed per executor),
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import uuid
 from pathlib import Path
@@ -62,7 +64,7 @@ class Leases:
             age = self.fs_now() - path.stat().st_mtime
         except FileNotFoundError:
             return True  # released meanwhile: try to create it
-        if age < self.stale_s:
+        if age < self.stale_s and not self._holder_gone(name):
             return False
         aside = self.dir / f".{name}.stale-{self.owner}"
         try:
@@ -70,7 +72,8 @@ class Leases:
         except FileNotFoundError:
             return True
         try:
-            if self.fs_now() - aside.stat().st_mtime < self.stale_s:  # a fresh lease slipped in: give it back
+            fresh = self.fs_now() - aside.stat().st_mtime < self.stale_s
+            if fresh and not _process_gone(_read(aside)):  # a fresh lease slipped in: give it back
                 try:
                     os.link(aside, path)
                 except FileExistsError:
@@ -88,11 +91,15 @@ class Leases:
             self.path(name).unlink(missing_ok=True)
 
     def live(self, name: str) -> bool:
-        """Someone (maybe this job) holds ``name`` and renewed it recently."""
+        """Someone (maybe this job) holds ``name``, renewed it recently and is not known to be dead."""
         try:
-            return self.fs_now() - self.path(name).stat().st_mtime < self.stale_s
+            fresh = self.fs_now() - self.path(name).stat().st_mtime < self.stale_s
         except FileNotFoundError:
             return False
+        return fresh and not self._holder_gone(name)
+
+    def _holder_gone(self, name: str) -> bool:
+        return _process_gone(self._reads(name))
 
     def fs_now(self) -> float:
         clock = self.dir / f".clock-{self.owner}"
@@ -101,10 +108,7 @@ class Leases:
         return clock.stat().st_mtime
 
     def _reads(self, name: str) -> str | None:
-        try:
-            return self.path(name).read_text()
-        except FileNotFoundError:
-            return None
+        return _read(self.path(name))
 
     # ---------------------------------------------------------------- heartbeat
     def __enter__(self) -> Leases:
@@ -133,3 +137,28 @@ class Leases:
                         pass
                 else:
                     log.warning("lease %s was taken over by another job (this job looked dead)", name)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+def _process_gone(token: str | None) -> bool:
+    """The lease's writer ran on this host and its process no longer exists (a kill -9 here need not wait
+    for the stale timeout). Owners are ``host-pid-random`` (``cache.owner_id``); other hosts: unknown."""
+    if not token:
+        return False
+    owner = token.split(" ", 1)[0]
+    host, _, rest = owner.rpartition("-")[0].rpartition("-")
+    if host != socket.gethostname() or not rest.isdigit():
+        return False
+    try:
+        os.kill(int(rest), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
