@@ -38,9 +38,15 @@ def reference(model_dir, tmp_path_factory):
     FakeBackend.generated = []
     install_fake(mp)
     out = tmp_path_factory.mktemp("single") / "out"
-    result = stage.translate_rows(context(stage_config(window_shards=1), model_dir, out), make_rows(N_ROWS), [])
+    result = stage.translate_rows(context(stage_config(window_shards=1), model_dir, out), rows(), [])
     mp.undo()
     return {"out": out, "result": result, "generated": len(FakeBackend.generated)}
+
+
+def rows() -> list[dict]:
+    # No segment in two shards: jobs running at one instant cannot reuse what another is still generating,
+    # so a shared segment (a common system turn) may be generated once per job that needs it at that moment.
+    return make_rows(N_ROWS, shared_system=False)
 
 
 @pytest.fixture(autouse=True)
@@ -69,9 +75,12 @@ JOB = textwrap.dedent("""
     mp = pytest.MonkeyPatch()
     install_fake(mp, delay={delay})
     ctx = context(stage_config(window_shards=1), {model!r}, {out!r})
-    rows = make_rows({n})
-    while time.time() < {start}:  # every job starts at the same instant
-        time.sleep(0.001)
+    rows = make_rows({n}, shared_system=False)
+    if {barrier!r}:  # every job starts at the same instant: ready, then wait for the go
+        import os, pathlib
+        pathlib.Path({barrier!r}, f"ready-{{os.getpid()}}").touch()
+        while not pathlib.Path({barrier!r}, "go").exists():
+            time.sleep(0.001)
     try:
         stage.translate_rows(ctx, rows, [])
         outcome = "assembled"
@@ -82,14 +91,14 @@ JOB = textwrap.dedent("""
 """)
 
 
-def job_script(model_dir, out: Path, start: float = 0.0, delay: float = 0.0) -> str:
+def job_script(model_dir, out: Path, barrier: Path | None = None, delay: float = 0.0) -> str:
     return JOB.format(
         tests=str(ROOT / "tests"),
         delay=delay,
         model=str(model_dir),
         out=str(out),
         n=N_ROWS,
-        start=start,
+        barrier=str(barrier) if barrier else "",
         marker=str(out / MARKER),
     )
 
@@ -98,11 +107,17 @@ def job_script(model_dir, out: Path, start: float = 0.0, delay: float = 0.0) -> 
 def test_four_jobs_started_together_share_one_stage(model_dir, tmp_path, reference):
     out = tmp_path / "out"
     out.mkdir()
-    start = time.time() + 25  # after every interpreter has imported what it needs
-    script = job_script(model_dir, out, start=start, delay=0.2)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    script = job_script(model_dir, out, barrier=barrier, delay=0.2)
     procs = [
         subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(4)
     ]
+    deadline = time.time() + 120
+    while len(list(barrier.glob("ready-*"))) < 4:  # all four have imported everything and built their inputs
+        assert all(p.poll() is None for p in procs) and time.time() < deadline, "a job did not get ready"
+        time.sleep(0.01)
+    (barrier / "go").touch()
     reports = []
     for p in procs:
         stdout, _ = p.communicate(timeout=300)
@@ -141,7 +156,7 @@ def test_kill_9_at_several_points_loses_and_duplicates_nothing(model_dir, tmp_pa
     mp = pytest.MonkeyPatch()
     install_fake(mp)
     try:
-        result = stage.translate_rows(context(stage_config(window_shards=1), model_dir, out), make_rows(N_ROWS), [])
+        result = stage.translate_rows(context(stage_config(window_shards=1), model_dir, out), rows(), [])
     finally:
         mp.undo()
     assert_same_output(out, reference["out"])
@@ -155,12 +170,12 @@ def test_a_damaged_shard_is_redone_never_read(model_dir, tmp_path, reference, mo
     install_fake(monkeypatch)
     out = tmp_path / "out"
     ctx = context(stage_config(window_shards=1), model_dir, out)
-    stage.translate_rows(ctx, make_rows(N_ROWS), [])
+    stage.translate_rows(ctx, rows(), [])
     rows1 = out / "shards/part-000001/rows.jsonl"
     rows1.write_bytes(rows1.read_bytes()[:-40])  # truncated, as by a crash of the disk under it
     (out / "shards/part-000004/meta.json").write_text("{not json")  # and a damaged description
     FakeBackend.generated = []
-    result = stage.translate_rows(ctx, make_rows(N_ROWS), [])
+    result = stage.translate_rows(ctx, rows(), [])
     assert_same_output(out, reference["out"])
     assert len(list((out / "shards").glob(".corrupt-000001-*"))) == 1
     assert len(list((out / "shards").glob(".corrupt-000004-*"))) == 1
@@ -185,19 +200,20 @@ def test_disk_full_while_writing_a_shard_leaves_nothing_trusted(model_dir, tmp_p
     out = tmp_path / "out"
     ctx = context(stage_config(window_shards=1), model_dir, out)
     with pytest.raises(OSError, match="No space left"):
-        stage.translate_rows(ctx, make_rows(N_ROWS), [])
+        stage.translate_rows(ctx, rows(), [])
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["part-000000", "part-000001"], "no half shard"
     assert not list((out / "leases").glob("*.lease")), "the failed job let go of its shards"
     monkeypatch.setattr(shards, "write_file", real)
-    stage.translate_rows(ctx, make_rows(N_ROWS), [])
+    stage.translate_rows(ctx, rows(), [])
     assert_same_output(out, reference["out"])
 
 
 def test_translate_texts_resumes_from_finished_segments(model_dir, tmp_path, monkeypatch):
+    from test_translation_support import LANGUAGE, PROMPT
+
     from hala_exp.core.schema import build
     from hala_exp.translation import translate_texts
     from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig
-    from test_translation_support import LANGUAGE, PROMPT
 
     texts = [f"Sentence number {i} about a different topic." for i in range(10)]
     kwargs = dict(

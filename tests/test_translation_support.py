@@ -30,7 +30,8 @@ def arabize(text: str) -> str:
 
 class FakeBackend:
     """Decodes each prompt, 'translates' the text after the template's colon, returns token ids.
-    after ``crash_after`` batches (over all calls) it raises (a crash inside the loop); ``delay`` slows it (for kill -9 tests)."""
+    after ``crash_after`` batches (over all calls) it raises (a crash inside the loop); ``delay`` slows it
+    (for kill -9 tests)."""
 
     devices = 1
     starts, start_seconds = 1, 0.0  # one "model load" per instance
@@ -106,15 +107,18 @@ def context(cfg, model_dir, out_dir) -> StageContext:
     )
 
 
-def make_rows(n: int, prefix: str = "r") -> list[dict]:
+def make_rows(n: int, prefix: str = "r", shared_system: bool = True) -> list[dict]:
+    """Rows with code, a URL and a protected fence; all share one system turn unless ``shared_system`` is
+    false (then no segment appears in two rows)."""
     rows = []
     for i in range(n):
+        system = "You are a helpful assistant." if shared_system else f"You are assistant number {i}."
         rows.append(
             {
                 "id": f"{prefix}{i}",
                 "source": "synthetic",
                 "messages": [
-                    {"role": "system", "content": "You are a helpful assistant."},
+                    {"role": "system", "content": system},
                     {
                         "role": "user",
                         "content": f"Question number {i}: explain `code_{i}` and see https://example.com/{i}.",

@@ -70,7 +70,9 @@ class Config:
     trust_remote_code: bool = False
     # A check of the checkpoint, not an input to it: the quantised model depends only on method, scheme,
     # targets, ignore, dtype and the model, so validation settings never move this step's fingerprint.
-    validation: ValidationConfig = field(default_factory=lambda: ValidationConfig(enabled=False), metadata=NOT_FINGERPRINTED)
+    validation: ValidationConfig = field(
+        default_factory=lambda: ValidationConfig(enabled=False), metadata=NOT_FINGERPRINTED
+    )
 
     def check(self) -> None:
         # FP8 with static activation scales needs calibration data, which this stage does not feed.
@@ -220,7 +222,9 @@ class _Validation:
         from hala_exp.translation.engine import Translator
 
         work = work_dir / f"validation-{label}"
-        tr = Translator(model_dir, self.cfg.prompt, self.cfg.language, self.cfg.direction, self.cfg.engine, work_dir=work)
+        tr = Translator(
+            model_dir, self.cfg.prompt, self.cfg.language, self.cfg.direction, self.cfg.engine, work_dir=work
+        )
         # One model's segments must never answer for the other's: each label has its own cache, fresh per run.
         shutil.rmtree(work / "segments", ignore_errors=True)
         cache = SegmentCache(work / "segments")

@@ -256,7 +256,9 @@ class _Work:
         tr, cache = self._engine()
         cache.refresh()  # segments other jobs generated meanwhile
         units = {
-            k: [json.loads(r) for r in self.source.select(range(k * size, min((k + 1) * size, len(self.source))))["row"]]
+            k: [
+                json.loads(r) for r in self.source.select(range(k * size, min((k + 1) * size, len(self.source))))["row"]
+            ]
             for k in shards
         }
         texts = list(dict.fromkeys(m["content"] for rows in units.values() for row in rows for m in row["messages"]))

@@ -173,7 +173,8 @@ class CorpusRuntime:
             raise ConfigError(f"window_shards: {self.window_shards} must be >= 1")
         if not 0 < self.lease_heartbeat_s < self.lease_stale_s:
             raise ConfigError(
-                f"lease_heartbeat_s: {self.lease_heartbeat_s} must be > 0 and below lease_stale_s ({self.lease_stale_s})"
+                f"lease_heartbeat_s: {self.lease_heartbeat_s} must be > 0 and below "
+                f"lease_stale_s ({self.lease_stale_s})"
             )
 
 

@@ -76,7 +76,9 @@ class Translator:
             if t not in prepared:
                 prepared[t] = self.prepare(t)
         limit = self.protect.max_protected_ratio
-        heavy = {t for t, p in prepared.items() if limit is not None and t and p.protected.protected_chars / len(t) > limit}
+        heavy = {
+            t for t, p in prepared.items() if limit is not None and t and p.protected.protected_chars / len(t) > limit
+        }
         self._generate_missing(
             (piece.text for t, p in prepared.items() if t not in heavy for piece in p.pieces if piece.translate),
             cache,
