@@ -87,21 +87,27 @@ def main() -> None:
     from hala_exp.core.schema import build
     from hala_exp.core.stage import StageContext
     from hala_exp.stages import translate as stage
-    from hala_exp.translation.config import BackendConfig
+    from hala_exp.translation.config import TranslateConfig
     from hala_exp.translation.engine import Translator
 
     model_dir = str(args.model or smollm2_dir())
     # The same fixed greedy limit for every side (ratio large: the stage's per-segment cap never binds).
-    backend = {
-        "max_new_tokens": max_new,
-        "max_new_tokens_ratio": 1000.0,
-        "dtype": "float32",
+    translate = {
+        "engine": {
+            "max_new_tokens": max_new,
+            "max_new_tokens_ratio": 1000.0,
+            "dtype": "float32",
+            "runtime": {"generate_batch_size": args.batch_size, "progress": False, "device": "cpu"},
+        },
         "gates": {"enabled": True},
-        "runtime": {"batch_size": args.batch_size, "progress": False, "device": "cpu"},
     }
-    bcfg = build(BackendConfig, backend, "translate")
+    tcfg = build(TranslateConfig, translate, "translate")
     tr = Translator(
-        model_dir, build(stage.PromptConfig, PROMPT, "p"), build(stage.LanguageConfig, LANGUAGE, "l"), "en-xx", bcfg
+        model_dir,
+        build(stage.PromptConfig, PROMPT, "p"),
+        build(stage.LanguageConfig, LANGUAGE, "l"),
+        "en-xx",
+        tcfg.engine,
     )
     prompts = [tr.encode(s) for s in src]  # identical token ids for every side
     eos = sorted(tr.eos_ids)
@@ -146,7 +152,7 @@ def main() -> None:
             "source": {"sources": [{"name": "unused", "adapter": "messages", "path": "unused.jsonl", "count": 1}]},
             "prompt": PROMPT,
             "language": LANGUAGE,
-            "backend": backend,
+            "translate": translate,
         },
         "",
     )
