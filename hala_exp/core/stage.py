@@ -11,7 +11,7 @@ A stage is a module in this package with:
 
 Optionally ``input_files(config) -> list[str]``: local files whose content is part of the fingerprint, and
 ``CONCURRENT = True`` for a stage whose jobs may work in one artifact directory at once (it coordinates
-them itself, e.g. translation shards split by ``shard_index/num_shards``); such a stage raises
+them itself, e.g. translation shards claimed by lease files); such a stage raises
 ``StagePending`` when its job's share is done but others' is not.
 
 Stage modules import torch, transformers and friends inside ``run`` so that composing and validating a
