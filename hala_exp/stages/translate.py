@@ -334,7 +334,7 @@ def _assemble(ctx: StageContext, store, n_shards: int, input_rejects: list[dict]
                 rejects.write((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8"))
             for k in range(n_shards):
                 meta = store.meta(k)
-                ledger.rows += meta["rows"]
+                ledger.rows += meta["rows"] + meta["rejected"]  # rows processed, kept or rejected
                 ledger.cached_segments += meta.get("cached_segments", 0)
                 for line in store.lines(k, "rows.jsonl"):
                     row = json.loads(line)
