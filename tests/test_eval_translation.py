@@ -134,7 +134,7 @@ def test_flores_varieties_translate_the_english_side_once(tmp_path, monkeypatch,
     msa = (shared_data / "parallel/flores200_devtest/arb_Arab.devtest").read_text(encoding="utf-8").splitlines()
     calls = []
 
-    def fake_translate(model, texts, *, prompt, language, direction, backend):
+    def fake_translate(model, texts, *, prompt, language, direction, engine, cache_dir=None):
         calls.append(len(texts))
         return msa[: len(texts)]
 

@@ -192,7 +192,7 @@ def _translate(model_dir, out_dir, monkeypatch, text, transform):
     from hala_exp.stages import translate as stage
 
     install_fake(monkeypatch, transform=transform)
-    cfg = stage_config(backend={"max_new_tokens": 256, "protect": {"kinds": list(spans.KINDS)}})
+    cfg = stage_config(translate={"engine": {"max_new_tokens": 256}, "protect": {"kinds": list(spans.KINDS)}})
     return stage.translate_rows(context(cfg, model_dir, out_dir), _rows(text), [])
 
 

@@ -62,7 +62,7 @@ def test_end_to_end_tiny_model(model_dir, tmp_path):
     result = stage.run(ctx)
     out = ctx.out_dir
     src = read_jsonl(ROOT / "hala_exp/assets/embedded/instructions_en.jsonl")[:5]
-    assert result.outputs == {"data": "data.jsonl", "rejects": "rejects.jsonl", "dataset": "data.arrow"}
+    assert result.outputs == {"data": "data.jsonl", "rejects": "rejects.jsonl", "arrow": "data.arrow"}
     from datasets import Dataset
 
     arrow = Dataset.from_file(str(out / "data.arrow"))

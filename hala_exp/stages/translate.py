@@ -5,9 +5,9 @@ Every turn is translated with roles and order kept; the original turns stay unde
 byte-exact; long turns are segmented; rows that fail span restoration or a quality gate are rejected with
 their reason into ``rejects.jsonl``.
 
-The source is read as a ``datasets.Dataset`` and cut into shards of ``translate.shard_size`` rows; shards
-are translated window by window (``runtime.window_shards`` at a time, one engine for the whole job) and
-each is committed as it finishes (``translation/shards.py``), so memory is bounded by the window. Any
+The source mix is built memory-mapped into ``source/`` (``data.mixes.build_mix``) and cut into shards of
+``translate.shard_size`` rows; shards are translated window by window (``runtime.window_shards`` at a time,
+one engine for the whole job) and each is committed as it finishes (``translation/shards.py``), so memory is bounded by the window. Any
 number of jobs may run this stage in one directory at once: each takes whichever shard has no live lease
 (``translation/leases.py``), so every shard is translated once; a killed job's shards are taken over once
 its leases go stale. The job that finds every shard done assembles ``data.jsonl``/``rejects.jsonl`` and the
@@ -23,6 +23,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 from hala_exp.core.stage import StageContext, StagePending, StageResult
@@ -36,6 +37,7 @@ VERSIONS = ("transformers", "tokenizers", "torch", "vllm")
 FORMAT_VERSION = 2  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 CONCURRENT = True  # jobs share the directory and split the shards by leases
 ASSEMBLY = "assemble"  # the lease of the job writing the final output
+SOURCE = "source"  # the lease of the job building the source mix
 
 
 @dataclass
@@ -62,29 +64,22 @@ def original_key(cfg: Config) -> str:
 
 
 def run(ctx: StageContext) -> StageResult:
+    return translate_dataset(ctx, _build_source)
+
+
+def _build_source(ctx: StageContext, leases) -> tuple:
+    """The source mix, memory-mapped (``data.mixes.build_mix`` in ``source/``): one job builds it while the
+    others wait on its lease, then reuse the finished build."""
+    from hala_exp.data.mixes import build_mix
+
     cfg: Config = ctx.config
-    source, input_rejects, per_source = _source_dataset(cfg)
-    return translate_dataset(ctx, source, input_rejects, per_source)
-
-
-def _source_dataset(cfg: Config):
-    """The source mix as a dataset (one JSON column ``row``) with its quarantine.
-
-    Interim adapter over ``load_mix`` until ``hala_exp.data.mixes.build_mix`` (memory-mapped) is on main."""
-    from hala_exp.data.sources import load_mix
-
-    rows, mix_rejects, per_source = load_mix(cfg.source, target_language=cfg.language.code)
-    rows, input_rejects = validate_rows(rows, cfg.translate.max_row_chars)
-    input_rejects = [
-        {"id": None, "source": q.source, "reason": q.reason, "line": q.line, "raw": q.raw} for q in mix_rejects
-    ] + input_rejects
-    return rows_dataset(rows), input_rejects, per_source
-
-
-def rows_dataset(rows: list[dict]):
-    from datasets import Dataset
-
-    return Dataset.from_dict({"row": [json.dumps(r, ensure_ascii=False) for r in rows]})
+    while not leases.acquire(SOURCE):
+        time.sleep(min(1.0, leases.heartbeat_s))
+    try:
+        mix = build_mix(cfg.source, ctx.out_dir / "source", target_language=cfg.language.code)
+    finally:
+        leases.release(SOURCE)
+    return mix.dataset, mix.rejects_path, mix.per_source
 
 
 def validate_rows(rows: list[dict], max_chars: int) -> tuple[list[dict], list[dict]]:
@@ -118,11 +113,19 @@ def _row_problem(row, max_chars: int) -> str | None:
 def translate_rows(
     ctx: StageContext, rows: list[dict], input_rejects: list[dict], per_source: dict[str, int] | None = None
 ) -> StageResult:
-    """The stage's work on already validated rows (tests feed rows directly)."""
-    return translate_dataset(ctx, rows_dataset(rows), input_rejects, per_source)
+    """The stage's work on rows already in memory (tests feed rows directly)."""
+
+    def source(ctx, leases):
+        from datasets import Dataset
+
+        return Dataset.from_list(rows), input_rejects, per_source
+
+    return translate_dataset(ctx, source)
 
 
-def translate_dataset(ctx: StageContext, source, input_rejects: list[dict], per_source=None) -> StageResult:
+def translate_dataset(ctx: StageContext, get_source) -> StageResult:
+    """Run this job's share of the stage. ``get_source(ctx, leases) -> (dataset, input rejects (a list, or
+    the path of a rejects JSONL), rows per source)`` is called while this job's leases are live."""
     from hala_exp.translation.cache import owner_id
     from hala_exp.translation.leases import Leases
     from hala_exp.translation.shards import CorruptShard, ShardStore
@@ -130,14 +133,15 @@ def translate_dataset(ctx: StageContext, source, input_rejects: list[dict], per_
     cfg: Config = ctx.config
     rt = cfg.translate.runtime
     size = cfg.translate.shard_size
-    n_shards = -(-len(source) // size)
     owner = owner_id()
     store = ShardStore(ctx.out_dir, owner)
     store.sweep(older_than_s=rt.lease_stale_s)
     leases = Leases(ctx.out_dir / "leases", owner, rt.lease_heartbeat_s, rt.lease_stale_s)
-    log.info("translate: %d rows in %d shards of %d (job %s)", len(source), n_shards, size, owner)
-    work = _Work(ctx, source, store, leases, owner)
     with leases:
+        source, input_rejects, per_source = get_source(ctx, leases)
+        n_shards = -(-len(source) // size)
+        log.info("translate: %d rows in %d shards of %d (job %s)", len(source), n_shards, size, owner)
+        work = _Work(ctx, source, store, leases, owner)
         try:
             while True:
                 _check_done_shards(store, n_shards)
@@ -248,6 +252,10 @@ class _Work:
             self.cache = SegmentCache(self.ctx.out_dir / "segments", self.owner)
         return self.translator, self.cache
 
+    def _rows(self, start: int, stop: int) -> list[dict]:
+        # Without the null extras of sources that have none (a parallel column in a mixed mix).
+        return [{k: v for k, v in row.items() if v is not None} for row in self.source.select(range(start, stop))]
+
     def _translate_window(self, shards: list[int]) -> None:
         from hala_exp.translation import gates, spans
 
@@ -255,13 +263,18 @@ class _Work:
         size = cfg.translate.shard_size
         tr, cache = self._engine()
         cache.refresh()  # segments other jobs generated meanwhile
-        units = {
-            k: [
-                json.loads(r) for r in self.source.select(range(k * size, min((k + 1) * size, len(self.source))))["row"]
-            ]
-            for k in shards
-        }
-        texts = list(dict.fromkeys(m["content"] for rows in units.values() for row in rows for m in row["messages"]))
+        units = {k: self._rows(k * size, min((k + 1) * size, len(self.source))) for k in shards}
+        limit = cfg.translate.max_row_chars
+        too_long = {row["id"] for rows in units.values() for row in rows if _row_problem(row, limit) == "too_long"}
+        texts = list(
+            dict.fromkeys(
+                m["content"]
+                for rows in units.values()
+                for row in rows
+                if row["id"] not in too_long
+                for m in row["messages"]
+            )
+        )
         results, spent = tr.translate(texts, cache)
         by_text = dict(zip(texts, results))
         n_rows = sum(len(r) for r in units.values())
@@ -271,6 +284,9 @@ class _Work:
             good, bad = [], []
             for row in rows:
                 translated, reason, turn, detail = [], None, None, None
+                if row["id"] in too_long:
+                    bad.append({"id": row["id"], "source": row.get("source"), "reason": "too_long", "row": row})
+                    continue
                 for j, m in enumerate(row["messages"]):
                     t = by_text[m["content"]]
                     if t.skipped:
@@ -329,9 +345,10 @@ def _assemble(ctx: StageContext, store, n_shards: int, input_rejects: list[dict]
     tmp_data, tmp_rejects = out / f".data.jsonl.tmp-{store.owner}", out / f".rejects.jsonl.tmp-{store.owner}"
     try:
         with open(tmp_data, "wb") as data, open(tmp_rejects, "wb") as rejects:
-            for r in input_rejects:
-                reasons[r["reason"]] += 1
-                rejects.write((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8"))
+            lines = _reject_lines(input_rejects)
+            for line in lines:
+                reasons[json.loads(line)["reason"]] += 1
+                rejects.write(line)
             for k in range(n_shards):
                 meta = store.meta(k)
                 ledger.rows += meta["rows"] + meta["rejected"]  # rows processed, kept or rejected
@@ -369,10 +386,20 @@ def _assemble(ctx: StageContext, store, n_shards: int, input_rejects: list[dict]
     atomic_write_text(out / "ledger.json", json.dumps(asdict(ledger), indent=1))
     log.info("translate: %d rows out, %d rejected %s", n_out, n_rejected, dict(reasons))
     return StageResult(
-        outputs={"data": "data.jsonl", "rejects": "rejects.jsonl", "dataset": "data.arrow"},
+        outputs={"data": "data.jsonl", "rejects": "rejects.jsonl", "arrow": "data.arrow"},
         metrics=metrics,
         details=details,
     )
+
+
+def _reject_lines(input_rejects):
+    """Quarantined input rows as JSONL lines: a list (rows fed directly) or the mix's rejects file, streamed."""
+    if isinstance(input_rejects, list):
+        for r in input_rejects:
+            yield (json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8")
+    elif Path(input_rejects).exists():
+        with open(input_rejects, "rb") as fh:
+            yield from fh
 
 
 def _once(row_id: str, seen: set[str], where) -> None:
