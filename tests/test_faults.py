@@ -263,7 +263,7 @@ def test_missing_worker_interpreter_is_an_environment_error(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         VllmBackend("model", Cfg(), set(), tmp_path)
     code, line = describe(info.value)
-    assert code == 1 and line.startswith("not found: translate.runtime.worker_python") and "no-venv" in line
+    assert code == 1 and line.startswith("not found: translate.engine.runtime.worker_python") and "no-venv" in line
 
 
 # ------------------------------------------------------------------------------------------ dead jobs

@@ -79,9 +79,9 @@ def downstream_of(tmp_path, kind: str) -> set[str]:
     "override",
     [
         "translate.price_per_device_hour_usd=3.5",  # a cost estimate
-        "translate.runtime.batch_size=3",  # generation batch size
+        "translate.engine.runtime.generate_batch_size=3",  # generation batch size
         "eval.benchmarks.runtime.batch_size=3",  # eval batch size
-        "translate.runtime.worker_timeout_s=60.0",
+        "translate.engine.runtime.worker_timeout_s=60.0",
         "model.name=Renamed",  # display names
         "translator.base.name=Renamed",
         "translator.teacher.name=Renamed",
@@ -101,10 +101,6 @@ def test_training_batch_size_moves_training_and_what_follows(tmp_path):
     assert moved(tmp_path, "train.micro_batch_size=4") == {"train", "merge", "eval"}
 
 
-SPLIT_PENDING = "config split pending: quantize validation still borrows the whole translate group"
-
-
-@pytest.mark.xfail(strict=True, reason=SPLIT_PENDING)
 @pytest.mark.parametrize("override", ["translate.gates.min_length_ratio=0.2", "translate.shard_size=128"])
 def test_translate_data_settings_move_translate_steps_and_dependents_never_quantize(override, tmp_path):
     changed = moved(tmp_path, override)

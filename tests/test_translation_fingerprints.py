@@ -27,20 +27,22 @@ def base():
 @pytest.mark.parametrize(
     "override",
     [
-        "translate.engine.runtime.generate_batch_size=3",
+        "translate.price_per_device_hour_usd=9.5",
         "translate.runtime.window_shards=2",
         "translate.runtime.lease_stale_s=60",
+        "quantize.validation.logits_batch_size=2",
+        "quantize.validation.enabled=false",
     ],
 )
-def test_speed_settings_move_no_step(base, override):
+def test_speed_cost_and_checks_move_no_step(base, override):
     assert fingerprints(override) == base
 
 
-def test_a_price_never_moves_quantize_or_anything_upstream(base):
-    # The price is marked NOT_FINGERPRINTED on TranslateConfig; quantize and eval never see it (they borrow
-    # translate.engine only), whatever the store does with the mark.
-    moved = {name for name, fp in fingerprints("translate.price_per_device_hour_usd=9.5").items() if fp != base[name]}
-    assert not moved & {"teacher", "quantize", "translator_base", "base"}
+@pytest.mark.parametrize("override", ["translate.engine.max_new_tokens=99", "translate.engine.dtype=float32"])
+def test_engine_settings_move_what_translates_never_quantize(base, override):
+    # quantize validation borrows the engine, but validation is a check of the checkpoint, not an input
+    moved = {name for name, fp in fingerprints(override).items() if fp != base[name]}
+    assert "quantize" not in moved and {"translate_seed", "translate_sft", "eval_translator"} <= moved
 
 
 @pytest.mark.parametrize("override", ["translate.gates.min_length_ratio=0.2", "translate.shard_size=7"])

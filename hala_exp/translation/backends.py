@@ -125,7 +125,7 @@ class VllmBackend:
             raise FileNotFoundError(f"translate.engine.runtime.worker_python: {python} does not exist")
         self.python, self.model_path, self.cfg, self.eos_ids = python, model_path, cfg, eos_ids
         self.session = Path(work_dir) / f"session-{os.getpid()}-{time.time_ns()}"
-        self.devices = cfg.devices
+        self.devices = cfg.tensor_parallel_size * cfg.data_parallel_size
         self.proc: subprocess.Popen | None = None
         self.starts, self.start_seconds, self.requests = 0, 0.0, 0
 
