@@ -142,7 +142,11 @@ def sample_plan(size: int, src: SourceConfig, seed: int) -> tuple[int, np.ndarra
     """(whole copies, sorted indices of the seeded sample on top) for ``size`` valid rows of a source."""
     if size == 0:
         return 0, np.empty(0, dtype=np.int64)
-    n = src.count if src.count is not None else round(src.fraction * size)
+    if src.count is not None:
+        n = int(src.count)
+    else:
+        assert src.fraction is not None  # check(): exactly one of fraction, count
+        n = round(src.fraction * size)
     copies, rest = divmod(n, size)
     sample = np.fromiter(_rng(seed, src.name).sample(range(size), rest), dtype=np.int64, count=rest)
     sample.sort()

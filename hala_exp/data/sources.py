@@ -207,6 +207,7 @@ def read_source(src: SourceConfig) -> Iterator[tuple[int, Any]]:
 
         yield from enumerate(datasets.load_dataset(src.hub, src.subset, split=src.split, revision=src.revision), 1)
         return
+    assert src.path is not None  # check(): exactly one of path, hub, text_files
     path = resolve(src.path)
     if not path.exists():
         raise FileNotFoundError(f"source {src.name!r}: {path} not found")
@@ -238,27 +239,31 @@ def _load_with_datasets(src: SourceConfig, path: Path):
 # ---------------------------------------------------------------------------------------------------- adapters
 
 
-def _text(row: dict, column: str, required: bool = True) -> str | None:
-    if column not in row or row[column] is None:
-        if required:
-            raise BadRow(f"missing:{column}")
+def _optional_text(row: dict, column: str) -> str | None:
+    """The column's text, or None when it is absent, null or blank."""
+    value = row.get(column)
+    if value is None:
         return None
-    value = row[column]
     if not isinstance(value, str):
         raise BadRow(f"not_string:{column}")
-    if not value.strip():
-        if required:
-            raise BadRow(f"empty:{column}")
-        return None
+    return value if value.strip() else None
+
+
+def _text(row: dict, column: str) -> str:
+    """The column's text; absent, null, blank or not a string is a BadRow naming the column."""
+    if row.get(column) is None:
+        raise BadRow(f"missing:{column}")
+    if (value := _optional_text(row, column)) is None:
+        raise BadRow(f"empty:{column}")
     return value
 
 
 def _single_turn(row: dict, columns: dict[str, str]) -> list[dict]:
     messages = []
-    if "system" in columns and (system := _text(row, columns["system"], required=False)):
+    if "system" in columns and (system := _optional_text(row, columns["system"])):
         messages.append({"role": "system", "content": system})
     user = _text(row, columns["user"])
-    if "input" in columns and (extra := _text(row, columns["input"], required=False)):
+    if "input" in columns and (extra := _optional_text(row, columns["input"])):
         user = f"{user}\n\n{extra}"  # Alpaca's input is the instruction's context (our choice: blank line)
     messages.append({"role": "user", "content": user})
     messages.append({"role": "assistant", "content": _text(row, columns["assistant"])})

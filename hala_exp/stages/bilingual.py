@@ -34,7 +34,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hala_exp.core.schema import ConfigError
 from hala_exp.core.stage import StageContext, StageResult
@@ -201,7 +201,7 @@ def _translation_files(path: Path) -> list[Path]:
     return [path]
 
 
-def _translation_rows(file: Path) -> Iterator[tuple[int, object]]:
+def _translation_rows(file: Path) -> Iterator[tuple[int, Any]]:
     if file.suffix == ".arrow":
         import datasets
 
@@ -270,7 +270,8 @@ def _write_corpus(unshuffled: Path, out: Path, rows: int, cfg: Config) -> None:
 
     order = np.arange(rows)
     if cfg.shuffle:
-        _rng(cfg.seed).shuffle(order)  # the permutation random.shuffle gives a list of that length
+        # the permutation random.shuffle gives a list of that length (it only swaps items by index)
+        _rng(cfg.seed).shuffle(order)  # type: ignore[arg-type]
     ds = datasets.Dataset.from_file(str(unshuffled)).with_format("arrow")
 
     def batches():
