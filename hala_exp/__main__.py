@@ -53,14 +53,22 @@ def app(cfg: DictConfig) -> float | None:
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    multirun = str(hc.mode) == "RunMode.MULTIRUN"
     try:
         saved = list((run_dir / hc.output_subdir).glob("*.yaml")) if hc.output_subdir else []
-        if str(hc.mode) == "RunMode.MULTIRUN":
+        if multirun:
             saved.append(Path(hc.sweep.dir) / "multirun.yaml")  # the sweep's whole config, written once
         _redact_saved_yaml(saved)
         return _run(cfg, hc, run_dir)
     except Exception as e:
-        _exit(e, log.error)
+        if not multirun:
+            _exit(e, log.error)
+        from hala_exp.core.errors import describe
+
+        # A sweep job's failure belongs to the sweeper (Optuna records a failed trial and goes on): log the
+        # line in the job's log and let Hydra collect the exception; main() prints it if the sweep stops.
+        log.error(describe(e)[1])
+        raise
 
 
 def _run(cfg: DictConfig, hc, run_dir: Path) -> float | None:

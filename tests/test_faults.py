@@ -129,6 +129,31 @@ def test_empty_input_is_one_line_and_exit_2_before_any_compute(tmp_path, monkeyp
     assert not (out / "cache").exists()
 
 
+def test_a_failing_sweep_job_leaves_the_others_running_and_the_sweep_exits_2(tmp_path, monkeypatch, capsys):
+    import pipeline_fakes as fakes
+    from cli_helpers import fake_pipeline_conf
+
+    fakes.patch(monkeypatch)
+    searchpath = fake_pipeline_conf(tmp_path / "conf")
+    sweep = tmp_path / "out" / "multirun" / "s"
+    code, printed = run_cli(
+        monkeypatch,
+        capsys,
+        "-m",
+        searchpath,
+        "pipeline=fakes",
+        "pipeline.steps.double.config.factor=abc,3",
+        "logger=none",
+        f"paths.output_dir={tmp_path / 'out'}",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert code == 2
+    assert (sweep / "1" / "summary.json").is_file()  # the job after the failing one still ran
+    assert "double.config.factor: expected an integer, got 'abc'" in (sweep / "0" / "hala_exp.log").read_text()
+    assert printed.strip().splitlines()[-1].startswith("config error: ")
+    assert "Traceback" not in printed
+
+
 def test_debug_env_adds_the_traceback(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HALA_DEBUG", "1")
     code, printed = run_cli(monkeypatch, capsys, "bogus_key=1", f"paths.output_dir={tmp_path}")
