@@ -1,16 +1,19 @@
 """Which steps' fingerprints each config key moves, for every experiment, against a table reviewed in the diff.
 
 For every leaf key of an experiment's composed config, the leaf is perturbed (a number +1 or halved, a bool
-flipped, a string + "x", a list grown, changed or shrunk, null set to a value), the pipeline is planned (nothing runs)
-and the steps whose fingerprint moved are recorded. ``invalid`` marks a leaf whose every perturbation the
-plan refuses (a Literal, a path that must exist). The table ``fingerprint_impact.json`` is regenerated only on
-purpose: ``HALA_REGEN_FINGERPRINT_TABLE=1 pytest tests/test_fingerprint_impact.py``; review its diff.
+flipped, a string + "x", a list grown, changed or shrunk, null set to a value; a value a Literal refuses is
+replaced by another one its error message allows), the pipeline is planned (nothing runs) and the steps whose
+fingerprint moved are recorded. ``invalid`` marks a leaf whose every perturbation the plan refuses (a path
+that must exist, a list that must keep its length). The table ``fingerprint_impact.json`` is regenerated only
+on purpose: ``HALA_REGEN_FINGERPRINT_TABLE=1 pytest tests/test_fingerprint_impact.py``; review its diff.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ OFFLINE = {"embedded"}
 # The pipeline's wiring, not values: steps are declared there and the selection is what is planned.
 WIRING = ("pipeline.steps", "pipeline.stages")
 INVALID = "invalid"
+ALLOWED = re.compile(r"allowed values: (\[.*?\])")
 
 
 def compose_experiment(experiment: str, output_dir: Path, overrides: list[str] = ()):
@@ -104,12 +108,20 @@ class Planner:
     def moved(self, key: str, original: Any, base: dict[str, str]) -> list[str] | str:
         resolved = OmegaConf.select(self.cfg, key)
         resolved = OmegaConf.to_container(resolved, resolve=True) if OmegaConf.is_config(resolved) else resolved
+        candidates, asked_schema = perturbations(resolved), False
         try:
-            for candidate in perturbations(resolved):
-                OmegaConf.update(self.cfg, key, candidate, merge=False)
+            while candidates:
+                OmegaConf.update(self.cfg, key, candidates.pop(0), merge=False)
                 try:
                     changed = self.fingerprints()
-                except ConfigError:
+                except ConfigError as e:
+                    # A Literal refused the change: the schema's message lists what it allows; try another one.
+                    allowed = ALLOWED.search(str(e))
+                    scalar = not isinstance(resolved, (list, dict))
+                    named = str(e).split(":")[0].endswith(key.rsplit(".", 1)[-1])
+                    if allowed and scalar and named and not asked_schema:
+                        asked_schema = True
+                        candidates = [v for v in ast.literal_eval(allowed[1]) if v != resolved][:1] + candidates
                     continue
                 return [name for name in base if changed[name] != base[name]]
             return INVALID
