@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import time
@@ -23,6 +24,7 @@ from hala_exp.core.disk import check_free_space
 from hala_exp.core.schema import ConfigError, build
 from hala_exp.core.stage import KINDS, StageContext, StagePending, load_kind
 from hala_exp.core.tracking import LoggerConfig, StageTracker, redact, redact_saved_configs
+from hala_exp.data.paths import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,11 @@ class Pipeline:
             module = load_kind(step.kind)
             files_fn = getattr(module, "input_files", None)
             try:
-                files = {str(p): cache_mod.file_digest(p) for p in (files_fn(step.config) if files_fn else [])}
+                # Keyed by the path relative to the project root: a second checkout reuses the cache.
+                files = {
+                    os.path.relpath(p, PROJECT_ROOT): cache_mod.file_digest(p)
+                    for p in (files_fn(step.config) if files_fn else [])
+                }
             except (FileNotFoundError, ConfigError) as e:  # a missing or empty input: a plan error, before compute
                 raise ConfigError(f"pipeline.steps.{name}.config: {e}") from None
             inputs = {role: self._fingerprint(up) for role, up in step.inputs.items()}
