@@ -7,7 +7,8 @@
 
 Runs are the ``summary.json`` files under ``<output dir>/runs`` and ``<output dir>/multirun``; delete a run's
 directory (or use ``--older-than``) to stop it keeping its entries. Unfinished entries touched within
-``--grace-hours`` or locked by a live job are never pruned.
+``--grace-hours`` or locked by a live job are never pruned. A running job's summary names only the stages it
+has reached: prune when no job is running.
 """
 
 from __future__ import annotations
