@@ -264,6 +264,7 @@ def test_free_space_check_stops_a_stage_before_it_runs(tmp_path, monkeypatch):
     assert not (entry / "partial.txt").exists()  # the stage never started
     # The kind-level estimates: a model copy is the size of its input model's weights.
     assert disk.estimate_output_bytes("merge", object(), None, {"model": {"model": str(model_dir)}}) == 4096
+    assert disk.estimate_output_bytes("train", object(), None, {"model": {"model": str(model_dir)}}) == 4 * 4096
     # The model stage's own: a GGUF package de-quantised (when the package is installed).
     from hala_exp.core.schema import build
     from hala_exp.stages import model

@@ -1,8 +1,9 @@
 """Free-space check before a stage runs: fail with one line instead of a disk-full error hours in.
 
 A stage module may define ``estimate_output_bytes(config, inputs) -> int``; otherwise the estimate comes
-from its kind: stages that write a copy of a model (model from a GGUF package, quantize, train, merge) need
-about the size of their input model; translate about its local source files times ``TRANSLATION_GROWTH``.
+from its kind: quantize and merge need about the size of their input model's weights, train four times that
+(``MODEL_COPIES``); translate about its local source files times ``TRANSLATION_GROWTH``. The model stage
+offers its own estimate (a de-quantised GGUF package).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from hala_exp.core.housekeeping import human, tree_size
 # Our choice: Arabic text takes about 2 bytes per character in UTF-8 where English takes 1, and a translate
 # artifact keeps the source beside its translation plus per-shard copies.
 TRANSLATION_GROWTH = 3.0
-MODEL_COPY_KINDS = ("quantize", "train", "merge")
+# Copies of the input model's weights a stage writes (our choice): quantize and merge write one model (FP8 is
+# smaller, so 1 is an upper bound); train keeps a checkpoint (weights plus Adam's two moments: 3) and exports
+# the fine-tuned model (1).
+MODEL_COPIES = {"quantize": 1, "merge": 1, "train": 4}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 
 
@@ -39,8 +43,8 @@ def estimate_output_bytes(kind: str, module: Any, config: Any, inputs: dict[str,
         return int(own(config, inputs))
     if kind == "quantize" and getattr(config, "method", None) == "none":
         return 0  # passes its input through
-    if kind in MODEL_COPY_KINDS:
-        return model_bytes((inputs.get("model") or {}).get("model"))
+    if kind in MODEL_COPIES:
+        return MODEL_COPIES[kind] * model_bytes((inputs.get("model") or {}).get("model"))
     if kind == "translate":
         files = getattr(module, "input_files", None)
         sources = [Path(f) for f in (files(config) if files else [])]
