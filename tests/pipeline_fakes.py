@@ -34,7 +34,8 @@ def _source_run(ctx):
     if log:
         with open(log, "a") as fh:
             fh.write(f"{ctx.name} {os.getpid()}\n")
-    time.sleep((ctx.config.runtime or {}).get("sleep", 0))
+    runtime = ctx.config.runtime or {}
+    time.sleep(runtime.get("sleep_resumed", runtime.get("sleep", 0)) if resumed else runtime.get("sleep", 0))
     (ctx.out_dir / "data.json").write_text(json.dumps({"value": ctx.config.value}))
     return StageResult(outputs={"data": "data.json"}, metrics={"value": ctx.config.value, "resumed": int(resumed)})
 

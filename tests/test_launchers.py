@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import fake_slurm
-import pytest
 from cli_helpers import fake_pipeline_conf
 
 ROOT = Path(__file__).parents[1]
@@ -88,12 +87,16 @@ def test_slurm_launcher_submits_an_array_job_through_sbatch(tmp_path):
     assert sorted(s["stages"]["source"]["status"] for s in jobs.values()) == ["cached", "ran"]
 
 
-@pytest.mark.slow
 def test_preempted_slurm_job_is_requeued_and_resumes(tmp_path):
     """USR2 (what SLURM sends before preempting or at the time limit) mid-stage: submitit checkpoints the
     launcher, `scontrol requeue`s the job, and the requeued job finishes, resuming the stage's partial work."""
     env, state = slurm_env(tmp_path)
-    cmd = hala_slurm(tmp_path, "pipeline.steps.source.config.runtime.sleep=6")
+    # A long first attempt (the signal must land mid-stage even on a loaded machine), a quick resumed one.
+    cmd = hala_slurm(
+        tmp_path,
+        "pipeline.steps.source.config.runtime.sleep=60",
+        "+pipeline.steps.source.config.runtime.sleep_resumed=0",
+    )
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stage_log = tmp_path / "stages.log"
     deadline = time.time() + 120
