@@ -106,8 +106,11 @@ def test_preempted_slurm_job_is_requeued_and_resumes(tmp_path):
     (pid_file,) = state.glob("*.pid")  # a single job is submitted without --array: task "1001"
     os.kill(int(pid_file.read_text()), signal.SIGUSR2)
     out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-2000:] + err[-3000:] + (state / "log").read_text()
+    deadline = time.time() + 60  # submitit returns on the result file, a moment before the task's process ends
+    while "end 1001 attempt 2" not in (state / "log").read_text() and time.time() < deadline:
+        time.sleep(0.2)
     log = (state / "log").read_text()
-    assert proc.returncode == 0, out[-2000:] + err[-3000:] + log
     assert "requeue 1001 attempt 2" in log and "end 1001 attempt 2 rc 0" in log
     assert len([line for line in stage_log.read_text().splitlines() if line.startswith("source ")]) == 2
     (summary,) = job_summaries(tmp_path).values()
