@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from eval_helpers import eval_step_configs, run_eval
 
+from hala_exp.core.schema import ConfigError
+from hala_exp.evaluation.paired import PairedSide
 from hala_exp.evaluation.scoring import save_and_score
 from hala_exp.evaluation.testsets import TestSetConfig as SetConfig
 from hala_exp.evaluation.testsets import load_testset
@@ -75,6 +77,16 @@ def test_sides_of_different_length_refused_naming_files(tmp_path):
     with pytest.raises(ValueError) as err:
         load_testset("bad", SetConfig(format="text_pair", source_file=str(src), reference_file=str(ref)))
     assert str(src) in str(err.value) and str(ref) in str(err.value)
+
+
+def test_unchecked_config_missing_a_required_field_is_refused_by_name(tmp_path):
+    # Built directly (not through build(), so check() never ran): the loader names the field the format needs.
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"en": "Hello.", "ar": "مرحبا."}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="reference_field: required when format=jsonl"):
+        load_testset("p", SetConfig(format="jsonl", path=str(path), source_field="en"))
+    with pytest.raises(ConfigError, match="reference: required when format=paired"):
+        SetConfig(format="paired", source=PairedSide(text_fields=["en"], files={"x": str(path)})).local_files()
 
 
 def test_stage_refuses_misaligned_testset_before_loading_model(tmp_path):

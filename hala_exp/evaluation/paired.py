@@ -19,7 +19,9 @@ quarantined and counted.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hala_exp.core.schema import ConfigError
 from hala_exp.data.paths import resolve
@@ -65,12 +67,12 @@ def check_key(key: list[str]) -> None:
         raise ConfigError(f"key: {key} repeats a part")
 
 
-def load_side(side: PairedSide, key: list[str], what: str, agree_fields: list[str] = ()) -> PairedRows:
+def load_side(side: PairedSide, key: list[str], what: str, agree_fields: Sequence[str] = ()) -> PairedRows:
     """Every row's key (in order), text and agree_fields values; a key that repeats on one side raises."""
     counters: dict[tuple, int] = {}
     out = PairedRows([], {})
     for config, origin, row in _rows(side):
-        parts = []
+        parts: list[object] = []  # one per key part; _index is a placeholder until the group is known
         for name in key:
             if name == "_config":
                 parts.append(config)
@@ -104,24 +106,20 @@ def align(
     key: list[str],
     source: PairedRows,
     reference: PairedRows,
-    agree_fields: list[str] = (),
+    agree_fields: Sequence[str] = (),
     max_disagreement: float = 0.0,
-):
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """(pairs in source order, rejects): raises at the first key present on one side only, or at the first
     disagreeing pair when more than ``max_disagreement`` of the pairs disagree on ``agree_fields``."""
-    missing = next((k for k in source.keys if k not in reference.texts), None)
-    extra = next((k for k in reference.keys if k not in source.texts), None)
-    if missing is not None or extra is not None:
-        where = (
-            f"{_show(key, missing)} is in the source but not in the reference"
-            if missing is not None
-            else f"{_show(key, extra)} is in the reference but not in the source"
-        )
+    where = _first_misaligned(key, source, reference)
+    if where is not None:
         raise ValueError(
             f"test set {name!r}: the two sides are not aligned on key {key}: first misaligned key {where} "
             f"(source {len(source.keys)} rows, reference {len(reference.keys)})"
         )
-    pairs, rejects, disagreeing = [], {}, []
+    pairs: list[tuple[str, str]] = []
+    rejects: dict[str, int] = {}
+    disagreeing: list[tuple] = []
     for k in source.keys:
         s, r = source.texts[k], reference.texts[k]
         if s is None or r is None or not s.strip() or not r.strip():
@@ -142,21 +140,35 @@ def align(
     return pairs, rejects
 
 
+def _first_misaligned(key: list[str], source: PairedRows, reference: PairedRows) -> str | None:
+    """The first key on one side only (source side first), worded for the error; None when aligned."""
+    missing = next((k for k in source.keys if k not in reference.texts), None)
+    if missing is not None:
+        return f"{_show(key, missing)} is in the source but not in the reference"
+    extra = next((k for k in reference.keys if k not in source.texts), None)
+    if extra is not None:
+        return f"{_show(key, extra)} is in the reference but not in the source"
+    return None
+
+
 def _show(key: list[str], k: tuple) -> str:
     return "(" + ", ".join(f"{n}={v!r}" for n, v in zip(key, k)) + ")"
 
 
 def _text(row: dict, fields: list[str], origin: str, what: str) -> str:
-    parts = []
+    parts: list[str] = []
     for f in fields:
         if f not in row:
             raise ValueError(f"{what}: {origin} has no text field {f!r} (columns: {sorted(row)})")
         value = row[f]
-        parts.extend(str(v) for v in value) if isinstance(value, (list, tuple)) else parts.append(str(value or ""))
+        if isinstance(value, (list, tuple)):
+            parts.extend(str(v) for v in value)
+        else:
+            parts.append(str(value or ""))
     return "\n".join(parts)
 
 
-def _rows(side: PairedSide):
+def _rows(side: PairedSide) -> Iterator[tuple[str, str, dict[str, Any] | None]]:
     """(config name, 'file:line' or 'hub:config[i]', row or None when unreadable) in file order."""
     if side.files:
         for name, path in side.files.items():
@@ -175,7 +187,8 @@ def _rows(side: PairedSide):
         return
     from datasets import load_dataset
 
-    for config in side.configs or [None]:
+    configs: Sequence[str | None] = side.configs or [None]  # None: the dataset's default config
+    for config in configs:
         data = load_dataset(side.hub_id, config, split=side.split, revision=side.revision)
         for i, row in enumerate(data):
             yield config or "default", f"hub:{side.hub_id}/{config}[{i}]", row

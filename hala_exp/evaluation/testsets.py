@@ -10,13 +10,15 @@ datasets on a key the config names (``hala_exp.evaluation.paired``: the EN->AR M
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError
 from hala_exp.data.jsonl import read_jsonl
 from hala_exp.data.parallel import read_aligned
 from hala_exp.data.paths import resolve
 from hala_exp.evaluation.paired import PairedSide
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -62,9 +64,20 @@ class TestSetConfig:
 
     def local_files(self) -> list[str]:
         if self.format == "paired":
-            return self.source.local_files() + self.reference.local_files()
+            return (
+                _given(self, "source", self.source).local_files()
+                + _given(self, "reference", self.reference).local_files()
+            )
         files = [self.source_file, self.reference_file] if self.format == "text_pair" else [self.path]
         return [str(resolve(f)) for f in files if f]
+
+
+def _given(cfg: TestSetConfig, key: str, value: _T | None) -> _T:
+    """``value``, a field that ``check()`` requires for ``cfg.format``: a config made without ``build()``
+    (so never checked) fails here naming the field rather than deep inside a reader."""
+    if value is None:
+        raise ConfigError(f"{key}: required when format={cfg.format}")
+    return value
 
 
 @dataclass
@@ -79,22 +92,26 @@ class ParallelText:
 
 def load_testset(name: str, cfg: TestSetConfig) -> ParallelText:
     if cfg.format == "text_pair":
-        src_path, ref_path = resolve(cfg.source_file), resolve(cfg.reference_file)
+        src_path = resolve(_given(cfg, "source_file", cfg.source_file))
+        ref_path = resolve(_given(cfg, "reference_file", cfg.reference_file))
         lines = read_aligned({"source": src_path, "reference": ref_path}, f"test set {name!r}")
         origin = f"{src_path} | {ref_path}"
         pairs, rejects = _drop_empty((r["source"], r["reference"]) for _, r in lines)
     elif cfg.format == "jsonl":
-        path = resolve(cfg.path)
-        rows = read_jsonl(path, required=[cfg.source_field, cfg.reference_field])
-        pairs = [(r[cfg.source_field], r[cfg.reference_field]) for r in rows.rows]
+        path = resolve(_given(cfg, "path", cfg.path))
+        src_field = _given(cfg, "source_field", cfg.source_field)
+        ref_field = _given(cfg, "reference_field", cfg.reference_field)
+        rows = read_jsonl(path, required=[src_field, ref_field])
+        pairs = [(r[src_field], r[ref_field]) for r in rows.rows]
         origin, rejects = str(path), rows.reject_counts()
     elif cfg.format == "paired":
         from hala_exp.evaluation.paired import align, load_side
 
-        src = load_side(cfg.source, cfg.key, f"test set {name!r} source", cfg.agree_fields)
-        ref = load_side(cfg.reference, cfg.key, f"test set {name!r} reference", cfg.agree_fields)
+        source, reference = _given(cfg, "source", cfg.source), _given(cfg, "reference", cfg.reference)
+        src = load_side(source, cfg.key, f"test set {name!r} source", cfg.agree_fields)
+        ref = load_side(reference, cfg.key, f"test set {name!r} reference", cfg.agree_fields)
         pairs, rejects = align(name, cfg.key, src, ref, cfg.agree_fields, cfg.max_disagreement)
-        origin = f"{cfg.source.describe()} | {cfg.reference.describe()} on {cfg.key}"
+        origin = f"{source.describe()} | {reference.describe()} on {cfg.key}"
     else:
         pairs, rejects = _drop_empty(_hub_pairs(name, cfg))
         origin = f"hub:{cfg.hub_id}"

@@ -150,7 +150,9 @@ def protect(text: str, kinds: tuple[str, ...] | list[str] = KINDS) -> Protected:
         if kind in kinds:
             claim(finders[kind](masked))
     ranges.sort()
-    parts, spans, pos = [], [], 0
+    parts: list[str] = []
+    spans: list[str] = []
+    pos = 0
     for start, end in ranges:
         parts.append(text[pos:start])
         parts.append(marker(len(spans)))
@@ -332,7 +334,7 @@ def _paths(text: str) -> list[tuple[int, int]]:
 
 def _icu_arguments(text: str) -> list[tuple[int, int]]:
     """ICU arguments with a type, to their balanced closing brace (plural cases nest braces)."""
-    found = []
+    found: list[tuple[int, int]] = []
     for m in _ICU_START.finditer(text):
         end = _balanced(text, m.start())
         if end is not None and not any(s <= m.start() < e for s, e in found):
