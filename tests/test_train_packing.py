@@ -30,7 +30,7 @@ def per_example_losses(model, tok, chats, packed: bool) -> list[float]:
     losses = []
     with torch.no_grad():
         for row in rows:
-            b = collate([row], ids, labels, tok.pad_token_id, packing=packed)
+            b = collate([[(ids[i], labels[i]) for i in row]], tok.pad_token_id, packing=packed)
             logits = model(
                 input_ids=b["input_ids"],
                 attention_mask=b.get("attention_mask"),
@@ -89,7 +89,7 @@ def test_pack_rows_fits_and_keeps_every_example():
 def test_packed_batch_has_position_ids_per_example_and_no_mask():
     from hala_exp.training.batches import collate
 
-    b = collate([[0, 1]], [[5, 6, 7], [8, 9]], [[-100, 6, 7], [8, 9]], pad_id=0, packing=True, pad_to_multiple_of=8)
+    b = collate([[([5, 6, 7], [-100, 6, 7]), ([8, 9], [8, 9])]], pad_id=0, packing=True, pad_to_multiple_of=8)
     assert b["position_ids"][0].tolist()[:5] == [0, 1, 2, 0, 1]
     assert "attention_mask" not in b
     assert b["labels"][0].tolist()[:5] == [-100, 6, 7, -100, 9]  # an example's first token is never a target

@@ -76,3 +76,24 @@ def run_stage(out_dir: Path, model_dir: Path, data_path: Path, **overrides):
         log_metrics=lambda m, step=None: logged.append((step, m)),
     )
     return train.run(ctx), logged
+
+
+class SimulatedCrash(RuntimeError):
+    pass
+
+
+def _callback_base():
+    import pytorch_lightning as pl
+
+    return pl.Callback
+
+
+class StopAfterSteps(_callback_base()):
+    """Raises after ``step`` optimizer steps: a crash in the middle of training (for resume tests)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            raise SimulatedCrash(f"simulated crash after step {trainer.global_step}")

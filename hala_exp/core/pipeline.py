@@ -203,7 +203,9 @@ class Pipeline:
         # W&B config: the whole resolved config (so `merge.t` compares across runs) plus this step's view.
         wandb_config = {**self.run_config, "stage": step.name, "step_config": step.raw_config}
         with StageTracker(self.logger, step.name, step.kind, self.group, wandb_config, tags) as tracker:
-            ctx = StageContext(step.name, step.kind, step.config, inputs, art.path, tracker.log, tracker.run)
+            ctx = StageContext(
+                step.name, step.kind, step.config, inputs, art.path, tracker.log, tracker.run, self.store.scratch_root
+            )
             result = module.run(ctx)
             seconds = time.perf_counter() - started
             tracker.summarize({**result.metrics, "seconds": seconds})

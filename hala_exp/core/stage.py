@@ -45,6 +45,13 @@ class StageContext:
     out_dir: Path  # stable per fingerprint: partial work of an interrupted attempt is still there
     log_metrics: Callable[[dict[str, float], int | None], None] = field(default=lambda metrics, step=None: None)
     tracker_run: Any = None  # the W&B run of this stage, or None
+    scratch_root: Path | None = None  # the store's scratch space (content-keyed caches shared across steps)
+
+    def scratch(self, name: str) -> Path:
+        """A named scratch directory from the store, shared by every step; its user keys entries by content."""
+        path = (self.scratch_root if self.scratch_root is not None else self.out_dir / "scratch") / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def input(self, role: str, key: str = "model") -> str:
         try:

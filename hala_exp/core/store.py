@@ -146,6 +146,11 @@ class ArtifactStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
+    @property
+    def scratch_root(self) -> Path:
+        """Caches that stages key by content themselves (e.g. tokenized examples), beside the artifacts."""
+        return self.root / "scratch"
+
     def artifact(self, kind: str, fp: str) -> Artifact:
         return Artifact(kind, fp, self.root / kind / fp)
 

@@ -29,12 +29,13 @@ class DataPosition:
 
 
 class BatchPlan:
-    """Per epoch, the micro-batches of each rank (lists of example indices; with packing, lists of rows)."""
+    """Per epoch, the micro-batches of each rank (arrays of row indices; a row is one example, or with
+    packing a list of examples). Reads only the per-example length and trainable-token counts (numpy)."""
 
     def __init__(
         self,
-        lengths: list[int],
-        trainable: list[int],
+        lengths,
+        trainable,
         micro_batch_size: int,
         *,
         packing: bool,
@@ -44,38 +45,53 @@ class BatchPlan:
         world_size: int = 1,
         accumulate: int = 1,
     ):
-        self.lengths, self.trainable = lengths, trainable
+        import numpy as np
+
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.trainable = np.asarray(trainable, dtype=np.int64)
         self.micro, self.packing, self.batching = micro_batch_size, packing, batching
         self.seed, self.world, self.accumulate = seed, world_size, accumulate
-        self.rows = pack_rows(lengths, max_length) if packing else [[i] for i in range(len(lengths))]
-        n_batches = -(-len(self.rows) // micro_batch_size)
+        # Without packing row r is example r: no per-row Python object at all.
+        self.rows = pack_rows(self.lengths, max_length) if packing else None
+        if self.rows is None:
+            self.row_len, self.row_trainable = self.lengths, self.trainable
+        else:
+            self.row_len = np.array([self.lengths[r].sum() for r in self.rows], dtype=np.int64)
+            self.row_trainable = np.array([self.trainable[r].sum() for r in self.rows], dtype=np.int64)
+        n_batches = -(-len(self.row_len) // micro_batch_size)
         self.batches_per_rank = n_batches // world_size
         if self.batches_per_rank < 1:
             raise ValueError(
-                f"{len(lengths)} examples make {n_batches} micro-batches of {micro_batch_size}: "
+                f"{len(self.lengths)} examples make {n_batches} micro-batches of {micro_batch_size}: "
                 f"too few for {world_size} ranks"
             )
-        self._cache: dict[int, list[list[list[int]]]] = {}
+        self._cache: dict[int, list] = {}
 
     def steps_per_epoch(self) -> int:
         return -(-self.batches_per_rank // self.accumulate)
 
-    def epoch(self, epoch: int) -> list[list[list[int]]]:
-        """[rank][batch] -> row indices (each row a list of example indices)."""
+    def examples_of(self, row: int) -> list[int]:
+        return [int(row)] if self.rows is None else self.rows[row]
+
+    def epoch(self, epoch: int) -> list:
+        """[rank][batch] -> row indices (numpy arrays)."""
         if epoch not in self._cache:
             self._cache = {epoch: self._plan(epoch)}
         return self._cache[epoch]
 
-    def _plan(self, epoch: int) -> list[list[list[int]]]:
+    def _plan(self, epoch: int) -> list:
+        import numpy as np
+
         rng = random.Random(self.seed * 100_003 + epoch)
-        order = list(range(len(self.rows)))
-        rng.shuffle(order)
-        row_len = [sum(self.lengths[i] for i in row) for row in self.rows]
+        order_list = list(range(len(self.row_len)))
+        rng.shuffle(order_list)
+        order = np.asarray(order_list, dtype=np.int64)
+        del order_list
         if self.batching == "length_grouped":
             group = self.micro * GROUP_FACTOR
-            order = [
-                i for g in range(0, len(order), group) for i in sorted(order[g : g + group], key=lambda r: -row_len[r])
-            ]
+            chunks = [order[g : g + group] for g in range(0, len(order), group)]
+            # longest first within each window; a stable sort keeps equal lengths in shuffled order
+            order = np.concatenate([c[np.argsort(-self.row_len[c], kind="stable")] for c in chunks])
         batches = [order[b : b + self.micro] for b in range(0, len(order), self.micro)]
         if self.batching == "length_grouped":
             rng.shuffle(batches)  # sorted within groups, but no long-to-short trend over the epoch
@@ -86,31 +102,23 @@ class BatchPlan:
         plan = self.epoch(epoch)
         start = index - index % self.accumulate
         stop = min(start + self.accumulate, self.batches_per_rank)
-        return sum(
-            self.trainable[i] for rank in plan for batch in rank[start:stop] for row in batch for i in self.rows[row]
-        )
+        return int(sum(self.row_trainable[batch].sum() for rank in plan for batch in rank[start:stop]))
 
 
-def collate(
-    rows: list[list[int]],
-    input_ids: list[list[int]],
-    labels: list[list[int]],
-    pad_id: int,
-    packing: bool,
-    pad_to_multiple_of: int = 1,
-):
-    """Right-padded tensors; packed rows get per-example position ids and no attention mask."""
+def collate(rows: list[list[tuple[list[int], list[int]]]], pad_id: int, packing: bool, pad_to_multiple_of: int = 1):
+    """Right-padded tensors from rows of (input_ids, labels) examples; packed rows get per-example position
+    ids and no attention mask."""
     import torch
 
     seqs, labs, pos = [], [], []
     for row in rows:
         s, l, p = [], [], []
-        for i in row:
-            s += input_ids[i]
-            lab = list(labels[i])
+        for ids, labels in row:
+            s += ids
+            lab = list(labels)
             lab[0] = IGNORE_INDEX  # the first token of an example is never predicted from its neighbour
             l += lab
-            p += list(range(len(input_ids[i])))
+            p += list(range(len(ids)))
         seqs.append(s), labs.append(l), pos.append(p)
     width = max(len(s) for s in seqs)
     width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
@@ -144,15 +152,21 @@ def make_loader(
     num_workers: int = 0,
     pad_to_multiple_of: int = 1,
 ):
-    """A DataLoader over this rank's planned batches, resumable through Lightning's loader state."""
+    """A DataLoader over this rank's planned batches, resumable through Lightning's loader state.
+
+    Each rank reads only the examples of its own batches, one row at a time from the memory-mapped
+    dataset. The sampler keeps its own (epoch, next batch) and does not follow Lightning's epoch counter:
+    the data position saved with a checkpoint is what the module trained on, and a resumed run continues
+    from exactly there, however many times it was resumed before.
+    """
     import torch
     from torch.utils.data import DataLoader, Dataset, Sampler
 
     class PlannedBatches(Dataset):
         def __getitem__(self, key):
             epoch, index = key
-            rows = [plan.rows[r] for r in plan.epoch(epoch)[rank][index]]
-            batch = collate(rows, examples.input_ids, examples.labels, pad_id, plan.packing, pad_to_multiple_of)
+            rows = [[examples.example(i) for i in plan.examples_of(r)] for r in plan.epoch(epoch)[rank][index]]
+            batch = collate(rows, pad_id, plan.packing, pad_to_multiple_of)
             batch["window_tokens"] = plan.window_tokens(epoch, index)
             batch["epoch"], batch["index"] = epoch, index
             return batch
@@ -160,20 +174,17 @@ def make_loader(
         def __len__(self):
             return plan.batches_per_rank
 
-    class EpochSampler(Sampler):
+    class PositionSampler(Sampler):
         def __init__(self):
-            self.epoch, self.resume = 0, None
-
-        def set_epoch(self, epoch: int) -> None:
-            self.epoch = epoch
+            self.start = DataPosition()
 
         def __iter__(self):
-            skip = 0
-            if self.resume is not None:
-                if self.resume.epoch == self.epoch:
-                    skip = self.resume.done
-                self.resume = None
-            return iter([(self.epoch, i) for i in range(skip, plan.batches_per_rank)])
+            epoch, first = self.start.epoch, self.start.done
+            if first >= plan.batches_per_rank:
+                epoch, first = epoch + 1, 0
+            # the next pass (Lightning's next epoch) starts after this one, whenever it is requested
+            self.start = DataPosition(epoch + 1, 0)
+            return iter([(epoch, i) for i in range(first, plan.batches_per_rank)])
 
         def __len__(self):
             return plan.batches_per_rank
@@ -183,12 +194,8 @@ def make_loader(
             return {"epoch": position.epoch, "done": position.done}
 
         def load_state_dict(self, state):
-            # Lightning calls iter() on the loader before it sets the resumed epoch: set it here.
-            epoch, done = state["epoch"], state["done"]
-            if done >= plan.batches_per_rank:
-                epoch, done = epoch + 1, 0
-            self.sampler.epoch = epoch
-            self.sampler.resume = DataPosition(epoch, done)
+            position.epoch, position.done = state["epoch"], state["done"]
+            self.sampler.start = DataPosition(state["epoch"], state["done"])
 
     def keep_ints(batch):  # batch_size=None: items arrive one by one, already collated
         return batch
@@ -196,7 +203,7 @@ def make_loader(
     return ResumableLoader(
         PlannedBatches(),
         batch_size=None,
-        sampler=EpochSampler(),
+        sampler=PositionSampler(),
         num_workers=num_workers,
         collate_fn=keep_ints,
         generator=torch.Generator().manual_seed(0),

@@ -1,4 +1,4 @@
-"""Callbacks: throughput (real tokens/s excluding padding, padding fraction, step time, MFU on GPU)."""
+"""Throughput metrics: real tokens/s excluding padding, padding fraction, step time, MFU on GPU."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import torch
 
 
 class Throughput(pl.Callback):
-    """Logs every ``every_n_steps`` optimizer steps through ``log_fn`` (rank 0), summed over ranks."""
+    """Logs every ``every_n_steps`` optimizer steps through ``log_fn`` (rank 0), summed over ranks.
+
+    Why not Lightning's ``ThroughputMonitor``: it counts samples and items per second and hands them to a
+    Lightning logger. We need real (non-padding) tokens next to padded ones (the padding fraction that
+    length-grouped batching exists to lower) and the loss of each logging window weighted by trainable
+    tokens, both summed over ranks, delivered to the stage's ``log_fn`` (which, in a DDP worker, writes a
+    file the parent process forwards): a trainer with ``logger=False`` and no Lightning logger. The peak
+    FLOPs for MFU come from Lightning's ``get_available_flops``.
+    """
 
     def __init__(self, log_fn: Callable[[dict, int | None], None], every_n_steps: int, n_parameters: int):
         self.log_fn, self.every = log_fn, max(1, every_n_steps)
@@ -84,17 +92,3 @@ class Throughput(pl.Callback):
             out["loss"] = s["loss_sum"] / s["n_target"]
         return out
 
-
-class SimulatedCrash(RuntimeError):
-    pass
-
-
-class StopAfterSteps(pl.Callback):
-    """Raises after ``step`` optimizer steps: a crash in the middle of training (for resume tests)."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step >= self.step:
-            raise SimulatedCrash(f"simulated crash after step {trainer.global_step}")

@@ -65,12 +65,12 @@ class CausalLMModule(pl.LightningModule):
             if p.requires_grad:
                 # Biases and norm gains are not decayed (common practice; our choice).
                 (no_decay if p.ndim < 2 else decay).append(p)
-        groups = [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW(
-            groups, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], fused=self.device.type == "cuda" or None
+            groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, fused=self.device.type == "cuda" or None
         )
-        warmup = o["warmup_steps"] if o["warmup_steps"] is not None else int(o["warmup_ratio"] * self.total_steps)
-        total, schedule, min_ratio = self.total_steps, o["schedule"], o["min_lr_ratio"]
+        warmup = o.warmup_steps if o.warmup_steps is not None else int(o.warmup_ratio * self.total_steps)
+        total, schedule, min_ratio = self.total_steps, o.schedule, o.min_lr_ratio
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, total, warmup, schedule, min_ratio)
         )

@@ -2,8 +2,9 @@
 
 Lightning's DDP/FSDP launchers start one process per device by re-executing the current command; run
 from here, that command is this worker and not the Hydra app, so the pipeline is never re-launched.
-Rank 0 appends metrics to ``<request>.metrics.jsonl`` (the stage forwards them to its logger) and writes
-``<request>.result.json`` when done.
+The request is ``FitRequest.to_json()``, rebuilt here through the config schema. Rank 0 appends metrics to
+``<request>.metrics.jsonl`` (the stage forwards them to its logger) and writes ``<request>.result.json``
+when done. Exit code 3: preempted by SIGTERM after checkpointing (rerun to resume).
 """
 
 from __future__ import annotations
@@ -13,20 +14,26 @@ import logging
 import sys
 from pathlib import Path
 
+PREEMPTED = 3  # exit code: stopped on SIGTERM after checkpointing
+
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s [%(process)d] %(message)s")
     request_path = Path(argv[0])
-    request = json.loads(request_path.read_text())
+    from hala_exp.training.fit import FitRequest, Preempted, fit
+
+    request = FitRequest.from_json(json.loads(request_path.read_text()))
     metrics_path = request_path.with_suffix(".metrics.jsonl")
 
     def log_fn(metrics: dict, step: int | None = None) -> None:
         with open(metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"step": step, "metrics": metrics}) + "\n")
 
-    from hala_exp.training.fit import fit
-
-    result = fit(request, log_fn)
+    try:
+        result = fit(request, log_fn)
+    except Preempted as e:
+        logging.getLogger(__name__).warning("%s", e)
+        return PREEMPTED
     if result:  # rank 0 only
         tmp = request_path.with_suffix(".result.json.tmp")
         tmp.write_text(json.dumps(result))
