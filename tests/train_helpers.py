@@ -97,3 +97,52 @@ class StopAfterSteps(_callback_base()):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step >= self.step:
             raise SimulatedCrash(f"simulated crash after step {trainer.global_step}")
+
+
+class SignalAtBatch(_callback_base()):
+    """Sends ``signum`` to this very process after the ``target``-th batch of the run (counted across
+    epochs from the data position, so a resumed attempt counts from where it resumed)."""
+
+    def __init__(self, target: int, batches_per_epoch: int, signum: int):
+        self.target, self.per_epoch, self.signum, self.sent = target, batches_per_epoch, signum, False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        import os
+
+        if not self.sent and batch["epoch"] * self.per_epoch + batch["index"] + 1 >= self.target:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+
+def run_attempt(spec: dict):
+    """One attempt of the train stage in a subprocess (``python tests/train_helpers.py <spec json>``)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, str(Path(__file__)), json.dumps(spec)], capture_output=True, text=True, timeout=600
+    )
+
+
+def _attempt_main(spec: dict) -> int:
+    import hala_exp.training.fit as fit_module
+    from hala_exp.core.stage import StagePending
+
+    callbacks = []
+    if spec.get("signal_at"):
+        callbacks.append(SignalAtBatch(spec["signal_at"], spec["batches_per_epoch"], spec["signum"]))
+    real_fit = fit_module.fit
+    fit_module.fit = lambda request, log_fn: real_fit(request, log_fn, callbacks=callbacks)
+    try:
+        result, _ = run_stage(Path(spec["out"]), Path(spec["model"]), Path(spec["data"]), **spec["settings"])
+    except StagePending as e:
+        print(json.dumps({"pending": str(e)}))
+        return 3
+    print(json.dumps({"resumed_from": result.details["resumed_from"], "steps": result.metrics["steps"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_attempt_main(json.loads(sys.argv[1])))
