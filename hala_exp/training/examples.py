@@ -290,6 +290,7 @@ def tokenize_dataset(
     dataset = source.map(
         fn,
         batched=True,
+        features=_tokenized_features(),
         batch_size=256,
         num_proc=num_proc if num_proc > 1 else None,
         remove_columns=[c for c in source.column_names if c not in ("line", "id")],
@@ -307,6 +308,25 @@ def tokenize_dataset(
             counts[status] = n
     counts["truncated"] = int(pc.sum(dataset.data.column("truncated")).as_py() or 0)
     return dataset, counts
+
+
+def _tokenized_features():
+    import datasets
+
+    ints, tokens = datasets.Value("int32"), datasets.List(datasets.Value("int32"))
+    return datasets.Features(
+        {
+            "line": datasets.Value("int64"),
+            "id": datasets.Value("string"),
+            "status": datasets.Value("string"),
+            "truncated": datasets.Value("bool"),
+            "input_ids": tokens,
+            "labels": tokens,
+            "length": ints,
+            "trainable": ints,
+            "raw": datasets.Value("string"),
+        }
+    )
 
 
 def _is_kept(status: list[str]) -> list[bool]:
