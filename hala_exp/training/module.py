@@ -1,29 +1,18 @@
-"""The LightningModule: a causal LM trained on the masked next-token loss, AdamW and a warm-up schedule."""
+"""The LightningModule: a causal LM trained on the masked next-token loss, AdamW and a warm-up schedule
+(transformers' schedule helpers)."""
 
 from __future__ import annotations
-
-import math
 
 import pytorch_lightning as pl
 import torch
 
 from hala_exp.training.batches import DataPosition
 from hala_exp.training.chat import IGNORE_INDEX
-
-
-def lr_factor(step: int, total: int, warmup: int, schedule: str, min_ratio: float) -> float:
-    """Multiplier of the peak learning rate at optimizer step ``step`` (linear warm-up, then decay)."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    decay = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
-    return min_ratio + (1 - min_ratio) * decay
+from hala_exp.training.config import OptimizerConfig
 
 
 class CausalLMModule(pl.LightningModule):
-    def __init__(self, model, optim: dict, total_steps: int, accumulate: int, world_size: int, position: DataPosition):
+    def __init__(self, model, optim: OptimizerConfig, total_steps: int, accumulate: int, world_size: int, position: DataPosition):
         super().__init__()
         self.model = model
         self.optim, self.total_steps = optim, total_steps
@@ -59,6 +48,8 @@ class CausalLMModule(pl.LightningModule):
         }
 
     def configure_optimizers(self):
+        from transformers import get_scheduler
+
         o = self.optim
         decay, no_decay = [], []
         for _name, p in self.model.named_parameters():
@@ -70,8 +61,13 @@ class CausalLMModule(pl.LightningModule):
             groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, fused=self.device.type == "cuda" or None
         )
         warmup = o.warmup_steps if o.warmup_steps is not None else int(o.warmup_ratio * self.total_steps)
-        total, schedule, min_ratio = self.total_steps, o.schedule, o.min_lr_ratio
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, total, warmup, schedule, min_ratio)
+        # Linear warm-up, then: cosine down to min_lr_ratio; linear down to it (a polynomial of power 1); flat.
+        name, extra = {
+            "cosine": ("cosine_with_min_lr", {"min_lr_rate": o.min_lr_ratio}),
+            "linear": ("polynomial", {"lr_end": o.lr * o.min_lr_ratio, "power": 1.0}),
+            "constant": ("constant_with_warmup", {}),
+        }[o.schedule]
+        scheduler = get_scheduler(
+            name, optimizer, num_warmup_steps=warmup, num_training_steps=self.total_steps, scheduler_specific_kwargs=extra
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
