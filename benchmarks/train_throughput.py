@@ -92,25 +92,24 @@ def main() -> None:
         max_length=1024,
         too_long="truncate",
         end_of_turn=None,
-        cache_dir=None,
+        cache_dir=work / "tokenized",
         quarantine_path=None,
     )
     results = {}
 
     # 1. hala_exp train stage (Lightning), in-process fit on the same examples
-    from dataclasses import asdict
+    from hala_exp.training.fit import FitRequest
 
     logged = []
     res = fit(
-        {
-            "config": asdict(cfg),
-            "model_dir": str(model_dir),
-            "examples": examples,
-            "template": template,
-            "checkpoint_dir": str(work / "ckpt"),
-            "resume_from": None,
-            "export_dir": str(work / "ours"),
-        },
+        FitRequest(
+            config=cfg,
+            model_dir=str(model_dir),
+            examples_dir=str(examples.path),
+            template=template,
+            checkpoint_dir=str(work / "ckpt"),
+            export_dir=str(work / "ours"),
+        ),
         lambda m, s=None: logged.append(m),
     )
     results["hala_exp (Lightning, length-grouped)"] = (res["tokens_per_s"], res["padding_fraction"], res["step_time_s"])

@@ -100,7 +100,8 @@ else:
         os.kill(os.getpid(), signal.SIGKILL)
     datasets.Dataset.save_to_disk = save_then_die
 tok = load_tokenizer({model!r})
-ex.prepare_examples({data!r}, tok, resolve_template(tok, None), cache_dir={cache!r}, quarantine_path=None, **{settings!r})
+template = resolve_template(tok, None)
+ex.prepare_examples({data!r}, tok, template, cache_dir={cache!r}, quarantine_path=None, **{settings!r})
 """
 
 
@@ -110,7 +111,11 @@ def test_tokenization_killed_with_sigkill_is_never_half_trusted(tok, where):
     root, model_dir, _, _, data = tok
     cache = root / f"killed_{where}"
     code = KILL_CHILD.format(
-        tests=str(Path(__file__).parent), where=where, model=str(model_dir), data=str(data), cache=str(cache),
+        tests=str(Path(__file__).parent),
+        where=where,
+        model=str(model_dir),
+        data=str(data),
+        cache=str(cache),
         settings=SETTINGS,
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -139,8 +144,9 @@ def test_each_rank_reads_only_its_batches_and_resumes_without_reading_the_rest()
     from hala_exp.training.batches import BatchPlan, DataPosition, make_loader
 
     lengths = np.arange(40) % 7 + 3
-    plan = BatchPlan(lengths, lengths - 1, 4, packing=False, max_length=16, batching="length_grouped", seed=3,
-                     world_size=2)
+    plan = BatchPlan(
+        lengths, lengths - 1, 4, packing=False, max_length=16, batching="length_grouped", seed=3, world_size=2
+    )
     per_rank = []
     for rank in (0, 1):
         examples = RecordingExamples(40)

@@ -91,4 +91,3 @@ class Throughput(pl.Callback):
         if s["n_target"]:
             out["loss"] = s["loss_sum"] / s["n_target"]
         return out
-

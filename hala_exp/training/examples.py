@@ -92,9 +92,7 @@ def data_digest(data_path: str | Path) -> str:
     path = Path(data_path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
-        return hashlib.sha256(
-            "".join(f"{p.relative_to(path)}:{file_digest(p)};" for p in files).encode()
-        ).hexdigest()
+        return hashlib.sha256("".join(f"{p.relative_to(path)}:{file_digest(p)};" for p in files).encode()).hexdigest()
     return file_digest(path)
 
 
@@ -146,7 +144,13 @@ def _build_entry(entry: Path, data_path, tokenizer, template: str, settings: dic
     rejects: list[Quarantined] = []
     source = read_chats(data_path, rejects, partial / "source")
     dataset, counts = tokenize_dataset(
-        source, tokenizer, template, num_proc=num_proc, work_dir=partial / "work", source_name=str(data_path), **settings
+        source,
+        tokenizer,
+        template,
+        num_proc=num_proc,
+        work_dir=partial / "work",
+        source_name=str(data_path),
+        **settings,
     )
     counts["rows"] += len(rejects)  # lines that never became rows (not JSON objects)
     rejects += _quarantined_rows(dataset, str(data_path))

@@ -12,7 +12,9 @@ from hala_exp.training.config import OptimizerConfig
 
 
 class CausalLMModule(pl.LightningModule):
-    def __init__(self, model, optim: OptimizerConfig, total_steps: int, accumulate: int, world_size: int, position: DataPosition):
+    def __init__(
+        self, model, optim: OptimizerConfig, total_steps: int, accumulate: int, world_size: int, position: DataPosition
+    ):
         super().__init__()
         self.model = model
         self.optim, self.total_steps = optim, total_steps
@@ -68,6 +70,10 @@ class CausalLMModule(pl.LightningModule):
             "constant": ("constant_with_warmup", {}),
         }[o.schedule]
         scheduler = get_scheduler(
-            name, optimizer, num_warmup_steps=warmup, num_training_steps=self.total_steps, scheduler_specific_kwargs=extra
+            name,
+            optimizer,
+            num_warmup_steps=warmup,
+            num_training_steps=self.total_steps,
+            scheduler_specific_kwargs=extra,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
