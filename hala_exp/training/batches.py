@@ -110,30 +110,34 @@ def collate(rows: list[list[tuple[list[int], list[int]]]], pad_id: int, packing:
     ids and no attention mask."""
     import torch
 
-    seqs, labs, pos = [], [], []
+    seqs: list[list[int]] = []
+    labs: list[list[int]] = []
+    pos: list[list[int]] = []
     for row in rows:
         s, l, p = [], [], []
-        for ids, labels in row:
-            s += ids
-            lab = list(labels)
+        for example_ids, example_labels in row:
+            s += example_ids
+            lab = list(example_labels)
             lab[0] = IGNORE_INDEX  # the first token of an example is never predicted from its neighbour
             l += lab
-            p += list(range(len(ids)))
-        seqs.append(s), labs.append(l), pos.append(p)
+            p += list(range(len(example_ids)))
+        seqs.append(s)
+        labs.append(l)
+        pos.append(p)
     width = max(len(s) for s in seqs)
     width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    lab = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
+    targets = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
     position = torch.zeros((len(seqs), width), dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for k, (s, l, p) in enumerate(zip(seqs, labs, pos)):
         n = len(s)
-        ids[k, :n], lab[k, :n], mask[k, :n] = torch.tensor(s), torch.tensor(l), 1
+        ids[k, :n], targets[k, :n], mask[k, :n] = torch.tensor(s), torch.tensor(l), 1
         position[k, :n] = torch.tensor(p)
         position[k, n:] = torch.arange(width - n)  # padding tail: its own "example", never trained
     batch = {
         "input_ids": ids,
-        "labels": lab,
+        "labels": targets,
         "position_ids": position,
         "real_tokens": int(mask.sum()),
         "padded_tokens": ids.numel(),

@@ -10,6 +10,12 @@ tests/test_train_packing.py shows it on a tiny LFM2). Such models are refused.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 ATTENTION_LAYER_TYPES = {"full_attention", "sliding_attention", "attention", "chunked_attention"}
 
 
@@ -31,7 +37,7 @@ def packing_refusal(model) -> str | None:
     return None
 
 
-def pack_rows(lengths: list[int], max_length: int) -> list[list[int]]:
+def pack_rows(lengths: Sequence[int] | np.ndarray, max_length: int) -> list[list[int]]:
     """First-fit decreasing: example indices per row, each row's total length <= max_length. Deterministic."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     rows: list[list[int]] = []
