@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ def fsdp_trainer_config(tmp_path) -> dict:
     with initialize_config_dir(config_dir=str(ROOT / "conf")):
         cfg = compose("config", overrides=["trainer=fsdp", f"paths.output_dir={tmp_path}"])
     train = Pipeline.from_config(cfg, group="t").steps["train"].config
-    return asdict(train)["trainer"]
+    return train.trainer  # the typed TrainerConfig the train stage hands to build_strategy
 
 
 def test_fsdp_trainer_builds_a_per_layer_wrap_and_checkpoint_policy(tmp_path, tiny_lfm2_dir):
@@ -38,7 +37,7 @@ def test_fsdp_trainer_builds_a_per_layer_wrap_and_checkpoint_policy(tmp_path, ti
     from hala_exp.training.fit import build_strategy, shard_units
 
     tr = fsdp_trainer_config(tmp_path)
-    assert tr["strategy"] == "fsdp" and tr["devices"] == 8 and tr["precision"] == "bf16-mixed"
+    assert tr.strategy == "fsdp" and tr.devices == 8 and tr.precision == "bf16-mixed"
     model = AutoModelForCausalLM.from_pretrained(tiny_lfm2_dir)
     strategy = build_strategy(tr, model)
     assert isinstance(strategy, FSDPStrategy)
