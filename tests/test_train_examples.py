@@ -74,6 +74,19 @@ def test_arrow_input_is_read_as_it_is_and_quarantined_by_row(tok):
     reject = json.loads(quarantine.read_text().splitlines()[0])
     assert reject["line"] == 301 and '"bad"' in reject["raw"]
 
+    # the Arrow file the data stages write (an IPC stream, messages as a list of role/content structs)
+    import pyarrow as pa
+
+    from hala_exp.data.arrow import turns_type, write_rows
+
+    arrow_file = root / "data.arrow"
+    schema = pa.schema([("id", pa.string()), ("messages", turns_type())])
+    write_rows(arrow_file, schema, ({"id": r["id"], "messages": r["messages"]} for r in rows))
+    from_file = prepare_examples(
+        arrow_file, tokenizer, template, cache_dir=root / "from_arrow_file", quarantine_path=None, **SETTINGS
+    )
+    assert columns(from_file) == columns(jsonl) and from_file.counts == arrow.counts
+
 
 KILL_CHILD = """
 import os, signal, sys

@@ -11,7 +11,7 @@ packing (refused for architectures where it leaks across examples, e.g. LFM2's c
 linear warm-up then cosine/linear/constant, gradient accumulation and clipping, precision 32 / bf16-mixed /
 bf16-true, gradient checkpointing, resume from the stage directory's last checkpoint (exact after any
 number of kills), SIGTERM answered with a checkpoint and ``StagePending``, throughput metrics.
-Data: the upstream's Arrow dataset when it has one (output ``dataset``, or ``data`` naming a directory),
+Data: the upstream's Arrow copy when it has one (output ``arrow``, a file, or ``dataset``, a directory),
 else its JSONL; tokenized examples are cached on Arrow in the store's scratch directory ``tokenized``.
 Rejected: packing for conv/recurrent layers; ``resume=true`` with no checkpoint.
 Several devices (``trainer=ddp|fsdp``) run in a subprocess worker (Lightning's launchers re-execute the
@@ -103,10 +103,12 @@ def run(ctx: StageContext) -> StageResult:
 
 
 def training_data(ctx: StageContext) -> str:
-    """The upstream's chat data: its Arrow dataset when it has one, else its JSONL file."""
+    """The upstream's chat data: its Arrow copy when it offers one (output ``arrow``: an Arrow file, or
+    ``dataset``: a ``save_to_disk`` directory), else its JSONL file."""
     outputs = ctx.inputs.get("data", {})
-    if "dataset" in outputs and Path(outputs["dataset"]).is_dir():
-        return outputs["dataset"]
+    for key in ("arrow", "dataset"):
+        if key in outputs and Path(outputs[key]).exists():
+            return outputs[key]
     return ctx.input("data", "data")
 
 

@@ -1,4 +1,4 @@
-"""From chat data (messages schema: an Arrow dataset or a JSONL file) to tokenized examples on Arrow.
+"""From chat data (messages schema: an Arrow file or dataset, or a JSONL file) to tokenized examples on Arrow.
 
 Tokenization runs through ``datasets.Dataset.map(batched=True, num_proc=...)`` and lands as Arrow
 sequences (``input_ids``, ``labels``) with ``length`` and ``trainable`` (token counts) columns, memory-mapped
@@ -120,7 +120,7 @@ def prepare_examples(
     quarantine_path: Path | None,
     num_proc: int = 1,
 ) -> Examples:
-    """Tokenized examples of ``data_path`` (an Arrow dataset directory, or JSONL), from the cache if present."""
+    """Tokenized examples of ``data_path`` (an Arrow file or dataset directory, or JSONL), from the cache if present."""
     settings = {"masking": masking, "max_length": max_length, "too_long": too_long, "end_of_turn": end_of_turn}
     entry = Path(cache_dir) / cache_key(data_path, tokenizer, template, settings)
     if (entry / COMPLETE).is_file():
@@ -196,15 +196,16 @@ def _alive(pid: int) -> bool:
 def read_chats(data_path: str | Path, rejects: list[Quarantined], work_dir: Path):
     """The chat rows as a dataset with columns ``line`` (1-based line or row index), ``id`` and ``messages``.
 
-    An Arrow directory (``datasets.save_to_disk``) is read memory-mapped as it is. JSONL is streamed into an
+    An Arrow file (what the data stages write) or directory (``datasets.save_to_disk``) is read
+    memory-mapped as it is. JSONL is streamed into an
     Arrow file line by line; lines that are not JSON objects go to ``rejects`` with their line number. Messages
     from JSONL stay JSON strings so that every row keeps exactly its own keys.
     """
     import datasets
 
     path = Path(data_path)
-    if path.is_dir():
-        ds = datasets.load_from_disk(str(path))
+    if path.is_dir() or path.suffix == ".arrow":
+        ds = datasets.load_from_disk(str(path)) if path.is_dir() else datasets.Dataset.from_file(str(path))
         ds = ds.add_column("line", range(1, ds.num_rows + 1)) if "line" not in ds.column_names else ds
         return ds.select_columns([c for c in ("line", "id", "messages") if c in ds.column_names])
     if not path.is_file():
