@@ -199,15 +199,16 @@ def make_loader(
 
         def load_state_dict(self, state):
             position.epoch, position.done = state["epoch"], state["done"]
-            self.sampler.start = DataPosition(state["epoch"], state["done"])
+            sampler.start = DataPosition(state["epoch"], state["done"])
 
     def keep_ints(batch):  # batch_size=None: items arrive one by one, already collated
         return batch
 
+    sampler = PositionSampler()
     return ResumableLoader(
         PlannedBatches(),
         batch_size=None,
-        sampler=PositionSampler(),
+        sampler=sampler,
         num_workers=num_workers,
         collate_fn=keep_ints,
         generator=torch.Generator().manual_seed(0),

@@ -103,6 +103,7 @@ def fit(
 
     class DataModule(pl.LightningDataModule):
         def train_dataloader(self):
+            assert self.trainer is not None  # Lightning attaches the trainer before asking for loaders
             return make_loader(
                 examples,
                 plan,

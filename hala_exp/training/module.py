@@ -53,14 +53,15 @@ class CausalLMModule(pl.LightningModule):
         from transformers import get_scheduler
 
         o = self.optim
-        decay, no_decay = [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
         for _name, p in self.model.named_parameters():
             if p.requires_grad:
                 # Biases and norm gains are not decayed (common practice; our choice).
                 (no_decay if p.ndim < 2 else decay).append(p)
         groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW(
-            groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, fused=self.device.type == "cuda" or None
+            groups, lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps, fused=self.device.type == "cuda" or None
         )
         warmup = o.warmup_steps if o.warmup_steps is not None else int(o.warmup_ratio * self.total_steps)
         # Linear warm-up, then: cosine down to min_lr_ratio; linear down to it (a polynomial of power 1); flat.
