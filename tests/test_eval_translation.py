@@ -116,7 +116,7 @@ def test_eval_stage_translation_metrics_and_files(tmp_path, monkeypatch, tiny_lf
 
     calls = []
 
-    def fake_translate(model, texts, *, prompt, language, direction, engine, cache_dir=None):
+    def fake_translate(model, texts, *, prompt, language, direction, engine, protect=None, cache_dir=None):
         calls.append((model, direction, len(texts)))
         refs = {r["en"]: r["ar"] for r in map(json.loads, Path(heldout_path).read_text().splitlines())}
         return _degrade([refs[t] for t in texts])
@@ -146,7 +146,7 @@ def test_flores_varieties_translate_the_english_side_once(tmp_path, monkeypatch,
     msa = (shared_data / "parallel/flores200_devtest/arb_Arab.devtest").read_text(encoding="utf-8").splitlines()
     calls = []
 
-    def fake_translate(model, texts, *, prompt, language, direction, engine, cache_dir=None):
+    def fake_translate(model, texts, *, prompt, language, direction, engine, protect=None, cache_dir=None):
         calls.append(len(texts))
         return msa[: len(texts)]
 

@@ -33,9 +33,10 @@ def default_config(**overrides) -> dict:
             "seed": 0,
             "language": OmegaConf.load(CONF / "language" / "ar.yaml"),
             "translator": {"teacher_prompt": OmegaConf.load(CONF / "translator" / "embedded.yaml").teacher_prompt},
-            "translate": {
-                "engine": {"max_new_tokens": 8, "runtime": {"progress": False}}
-            },  # short: random weights babble
+            "translate": OmegaConf.merge(
+                OmegaConf.load(CONF / "translate" / "transformers.yaml"),
+                {"engine": {"max_new_tokens": 8, "runtime": {"progress": False}}},  # short: random weights babble
+            ),
             "quantize": OmegaConf.load(CONF / "quantize" / "fp8_dynamic.yaml"),
         },
         {"quantize": overrides},

@@ -25,7 +25,7 @@ from hala_exp.core.schema import ConfigError
 from hala_exp.core.stage import StageContext, StageResult
 from hala_exp.evaluation.benchmarks import BenchmarksConfig
 from hala_exp.evaluation.testsets import TestSetConfig
-from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig
+from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig, ProtectConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class TranslationEvalConfig:
     bleu_tokenize: Literal["13a", "intl", "char", "none"] = "13a"
     chrf_word_order: int = 2  # chrF++ (word bigrams), as the issue asks
     engine: EngineConfig = field(default_factory=EngineConfig)  # how hypotheses are generated (`translate.engine`)
+    protect: ProtectConfig = field(default_factory=ProtectConfig)  # spans kept out, as the translate stage does
 
     def check(self) -> None:
         if not self.testsets:
@@ -142,6 +143,7 @@ def _translation(ctx: StageContext, cfg: Config, model_dir: str, testsets: dict,
                 language=cfg.language,
                 direction=ts.direction,
                 engine=tr.engine,
+                protect=tr.protect,
                 # Segments kept in the artifact, one cache per direction: a killed eval resumes from them.
                 cache_dir=ctx.out_dir / "segments" / ts.direction,
             )

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError
 from hala_exp.core.stage import StageContext, StageResult
 from hala_exp.data.sources import MixConfig
-from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig
+from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig, ProtectConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class ValidationConfig:
     # How translations are generated: the translate stage's engine (`translate.engine`), so the throughput is
     # the backend's in use; its runtime.device also runs the logit comparison.
     engine: EngineConfig = field(default_factory=EngineConfig)
+    protect: ProtectConfig = field(default_factory=ProtectConfig)  # spans kept out, as the translate stage does
     logits_batch_size: int = field(default=8, metadata=NOT_FINGERPRINTED)  # sentences per teacher-forced pass
 
     def check(self) -> None:
@@ -222,9 +223,8 @@ class _Validation:
         from hala_exp.translation.engine import Translator
 
         work = work_dir / f"validation-{label}"
-        tr = Translator(
-            model_dir, self.cfg.prompt, self.cfg.language, self.cfg.direction, self.cfg.engine, work_dir=work
-        )
+        cfg = self.cfg
+        tr = Translator(model_dir, cfg.prompt, cfg.language, cfg.direction, cfg.engine, cfg.protect, work_dir=work)
         # One model's segments must never answer for the other's: each label has its own cache, fresh per run.
         shutil.rmtree(work / "segments", ignore_errors=True)
         cache = SegmentCache(work / "segments")

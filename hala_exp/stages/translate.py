@@ -7,11 +7,12 @@ their reason into ``rejects.jsonl``.
 
 The source mix is built memory-mapped into ``source/`` (``data.mixes.build_mix``) and cut into shards of
 ``translate.shard_size`` rows; shards are translated window by window (``runtime.window_shards`` at a time,
-one engine for the whole job) and each is committed as it finishes (``translation/shards.py``), so memory is bounded by the window. Any
-number of jobs may run this stage in one directory at once: each takes whichever shard has no live lease
-(``translation/leases.py``), so every shard is translated once; a killed job's shards are taken over once
-its leases go stale. The job that finds every shard done assembles ``data.jsonl``/``rejects.jsonl`` and the
-Arrow file ``data.arrow``; the others report pending (or, when another job is assembling, wait for it).
+one engine for the whole job) and each is committed as it finishes (``translation/shards.py``), so memory is
+bounded by the window. Any number of jobs may run this stage in one directory at once: each takes whichever
+shard has no live lease (``translation/leases.py``), so every shard is translated once; a killed job's
+shards are taken over once its leases go stale. The job that finds every shard done assembles
+``data.jsonl``/``rejects.jsonl`` and the Arrow file ``data.arrow``; the others report pending (or, when
+another job is assembling, wait for it).
 """
 
 from __future__ import annotations
@@ -24,16 +25,20 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from hala_exp.core.stage import StageContext, StagePending, StageResult
 from hala_exp.data.sources import MixConfig
 from hala_exp.translation.config import LanguageConfig, PromptConfig, TranslateConfig, target_script
 
+if TYPE_CHECKING:
+    from hala_exp.translation.cache import SegmentCache
+    from hala_exp.translation.engine import Translator
+
 log = logging.getLogger(__name__)
 
 VERSIONS = ("transformers", "tokenizers", "torch", "vllm")
-# 2: shards are lease-claimed directories with hashes (shards/part-k/), segments in sqlite, data.arrow beside data.jsonl.
+# 2: shards are lease-claimed directories with hashes (shards/part-k/), segments in sqlite, data.arrow added.
 FORMAT_VERSION = 2  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 CONCURRENT = True  # jobs share the directory and split the shards by leases
 ASSEMBLY = "assemble"  # the lease of the job writing the final output
@@ -205,8 +210,8 @@ class _Work:
             leases,
             owner,
         )
-        self.translator = None
-        self.cache = None
+        self.translator: Translator | None = None
+        self.cache: SegmentCache | None = None
 
     @property
     def devices(self) -> int:

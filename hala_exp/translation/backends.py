@@ -160,6 +160,8 @@ class VllmBackend:
             return
         if self.proc is None or self.proc.poll() is not None:
             self._start()
+        proc = self.proc
+        assert proc is not None
         self.requests += 1
         n = self.requests
         out_path, done_path = self.session / f"result-{n:06d}.jsonl", self.session / f"done-{n:06d}"
@@ -184,7 +186,7 @@ class VllmBackend:
         deadline = None if timeout is None else time.time() + timeout
         while True:
             finished = done_path.exists()
-            alive = self.proc.poll() is None
+            alive = proc.poll() is None
             offset = self._drain(out_path, offset, by_key, seen, on_done)
             if finished or not alive:
                 break
@@ -194,7 +196,7 @@ class VllmBackend:
             time.sleep(0.2)
         if not finished:
             raise RuntimeError(
-                f"vllm worker ({self.python}) exited with code {self.proc.returncode}; session {self.session}"
+                f"vllm worker ({self.python}) exited with code {proc.returncode}; session {self.session}"
             )
         missing = set(by_key) - seen
         if missing:

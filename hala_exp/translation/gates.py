@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 
 from hala_exp.translation.config import GateConfig
@@ -55,7 +56,7 @@ def _norm(text: str) -> str:
 
 
 def check(
-    source: str, output: str, target_script: str, cfg: GateConfig, refusal_patterns: list[str] = ()
+    source: str, output: str, target_script: str, cfg: GateConfig, refusal_patterns: Sequence[str] = ()
 ) -> str | None:
     """The first gate ``output`` fails (empty, refusal, copy, script, length, loop), or None."""
     if not cfg.enabled:

@@ -47,7 +47,7 @@ def _letter_runs(para: str) -> list[tuple[str, bool]]:
     """Cut a paragraph around lines with no letters (a code block's marker right under a sentence), so
     the translator sees fewer markers; newlines between runs stay verbatim."""
     parts = _cut(para, _LINE_BREAK)
-    runs: list[tuple[str, bool]] = []
+    runs: list[tuple[str, bool | None]] = []  # None: a newline between runs
     for i, part in enumerate(parts):
         if i % 2:  # a newline: joins lines inside a run, separates runs
             runs.append((part, None))
