@@ -205,6 +205,16 @@ def test_rejects_carry_reasons(model_dir, tmp_path, monkeypatch):
         max_chars=200,
     )
     assert [q["reason"] for q in quarantined] == ["duplicate_id", "missing_messages", "unknown_role", "too_long"]
+    # a rejected row is kept as a bounded prefix plus its hash and length, never copied whole
+    import hashlib
+    import json
+
+    from hala_exp.data.jsonl import RAW_PREFIX
+
+    _, (huge,) = stage.validate_rows([{"id": "h", "messages": [{"role": "user", "content": "b" * 300_000}]}], 1000)
+    whole = json.dumps({"id": "h", "messages": [{"role": "user", "content": "b" * 300_000}]}, ensure_ascii=False)
+    assert "row" not in huge and len(huge["raw"]) == RAW_PREFIX and huge["chars"] == len(whole)
+    assert huge["sha256"] == hashlib.sha256(whole.encode()).hexdigest()
     # a translator that loses markers -> spans_not_restored; one that copies -> gate_copy
     install_fake(monkeypatch, transform=lambda t: arabize(t.replace("[[", "(").replace("]]", ")")))
     ctx = context(stage_config(), model_dir, tmp_path / "lost")

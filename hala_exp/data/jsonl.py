@@ -44,6 +44,12 @@ class Quarantined:
         }
 
 
+def bounded_row(row: Any) -> dict[str, Any]:
+    """A rejected row as a stage keeps it: the first ``RAW_PREFIX`` characters of its JSON, its SHA-256 and length."""
+    q = Quarantined("", 0, "", json.dumps(row, ensure_ascii=False, default=str))
+    return {"raw": q.raw, "sha256": q.sha256, "chars": q.chars}
+
+
 @dataclass
 class Rows:
     rows: list[dict[str, Any]] = field(default_factory=list)

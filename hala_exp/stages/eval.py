@@ -122,6 +122,7 @@ def run(ctx: StageContext) -> StageResult:
 def _load_testsets(cfg: Config) -> dict:
     from hala_exp.evaluation.testsets import load_testset
 
+    assert cfg.translation is not None  # run() calls this only for a translation eval
     return {name: load_testset(name, ts) for name, ts in cfg.translation.testsets.items()}
 
 
@@ -129,7 +130,9 @@ def _translation(ctx: StageContext, cfg: Config, model_dir: str, testsets: dict,
     from hala_exp.evaluation.scoring import save_and_score
     from hala_exp.translation import translate_texts
 
-    tr = cfg.translation
+    tr, prompt, language = cfg.translation, cfg.prompt, cfg.language
+    # check() requires all three for a translation eval
+    assert tr is not None and prompt is not None and language is not None
     out = {}
     translated: dict[tuple, list[str]] = {}  # FLORES varieties share one English side: translate it once
     for name, ts in testsets.items():
@@ -139,8 +142,8 @@ def _translation(ctx: StageContext, cfg: Config, model_dir: str, testsets: dict,
             translated[same] = translate_texts(
                 model_dir,
                 ts.sources,
-                prompt=cfg.prompt,
-                language=cfg.language,
+                prompt=prompt,
+                language=language,
                 direction=ts.direction,
                 engine=tr.engine,
                 protect=tr.protect,

@@ -38,6 +38,13 @@ FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (p
 ALWAYS_IGNORED = ("lm_head",)
 
 
+@dataclass(frozen=True)
+class _EnabledValidation:
+    heldout: MixConfig
+    prompt: PromptConfig
+    language: LanguageConfig
+
+
 @dataclass
 class ValidationConfig:
     enabled: bool = True
@@ -51,12 +58,18 @@ class ValidationConfig:
     protect: ProtectConfig = field(default_factory=ProtectConfig)  # spans kept out, as the translate stage does
     logits_batch_size: int = field(default=8, metadata=NOT_FINGERPRINTED)  # sentences per teacher-forced pass
 
+    def required(self) -> _EnabledValidation:
+        """The settings ``check()`` guarantees when validation is enabled, with their types narrowed."""
+        if self.heldout is None or self.prompt is None or self.language is None:
+            raise ConfigError("heldout, prompt, language: required when enabled is true (or set enabled: false)")
+        return _EnabledValidation(self.heldout, self.prompt, self.language)
+
     def check(self) -> None:
         if self.enabled:
             for key in ("heldout", "prompt", "language"):
                 if getattr(self, key) is None:
                     raise ConfigError(f"{key}: required when enabled is true (or set enabled: false)")
-            if any(s.adapter != "parallel" for s in self.heldout.sources):
+            if any(s.adapter != "parallel" for s in self.required().heldout.sources):
                 raise ConfigError("heldout.sources: held-out sentences need adapter: parallel")
 
 
@@ -118,6 +131,7 @@ def run(ctx: StageContext) -> StageResult:
     model_type = json.loads((Path(src) / "config.json").read_text()).get("model_type", "")
     ignore = cfg.ignore_for(model_type)
     if validation:
+        assert model is not None  # loaded above whenever validation runs
         validation.logits("base", model)
 
     metrics: dict[str, float | int] = {}
@@ -125,6 +139,7 @@ def run(ctx: StageContext) -> StageResult:
     if finished:
         log.info("quantised checkpoint already in %s (earlier attempt); reusing it", out)
     else:
+        assert model is not None  # loaded above whenever no finished checkpoint exists
         tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=cfg.trust_remote_code)
         metrics.update(_quantize(model, cfg, ignore))
         tmp = ctx.out_dir / f".model.tmp-{os.getpid()}"
@@ -185,23 +200,24 @@ class _Validation:
         from hala_exp.translation.engine import Translator
 
         self.cfg = cfg
-        rows, rejects, _ = load_mix(cfg.heldout, target_language=cfg.language.code)
+        self.given = given = cfg.required()
+        rows, rejects, _ = load_mix(given.heldout, target_language=given.language.code)
         if rejects:
             log.warning("quantize validation: held-out rows quarantined: %s", reject_counts(rejects))
         if not rows:
             raise ValueError(
-                f"quantize.validation.heldout: no usable en-{cfg.language.code} sentences "
-                f"(quarantined: {reject_counts(rejects)}); point it at a file with 'en' and '{cfg.language.code}' "
+                f"quantize.validation.heldout: no usable en-{given.language.code} sentences "
+                f"(quarantined: {reject_counts(rejects)}); point it at a file with 'en' and '{given.language.code}' "
                 "columns, or set quantize.validation.enabled=false"
             )
         en = [r["messages_en"][0]["content"] for r in rows]
         xx = [r["messages"][0]["content"] for r in rows]
         self.sources, self.references = (en, xx) if cfg.direction == "en-xx" else (xx, en)
         # Rendered exactly as the translate stage renders them (quantisation does not touch the tokenizer).
-        renderer = Translator(model_dir, cfg.prompt, cfg.language, cfg.direction, cfg.engine)
+        renderer = Translator(model_dir, given.prompt, given.language, cfg.direction, cfg.engine)
         self.tokenizer = renderer.tokenizer
         self.prompts = [renderer.render(s) for s in self.sources]
-        self.add_special_tokens = not cfg.prompt.chat_template
+        self.add_special_tokens = not given.prompt.chat_template
         self.results: dict[str, dict[str, Any]] = {}
 
     def logits(self, label: str, model) -> None:
@@ -224,7 +240,8 @@ class _Validation:
 
         work = work_dir / f"validation-{label}"
         cfg = self.cfg
-        tr = Translator(model_dir, cfg.prompt, cfg.language, cfg.direction, cfg.engine, cfg.protect, work_dir=work)
+        given = self.given
+        tr = Translator(model_dir, given.prompt, given.language, cfg.direction, cfg.engine, cfg.protect, work_dir=work)
         # One model's segments must never answer for the other's: each label has its own cache, fresh per run.
         shutil.rmtree(work / "segments", ignore_errors=True)
         cache = SegmentCache(work / "segments")

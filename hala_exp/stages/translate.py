@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from hala_exp.core.stage import StageContext, StagePending, StageResult
+from hala_exp.data.jsonl import bounded_row
 from hala_exp.data.sources import MixConfig
 from hala_exp.translation.config import LanguageConfig, PromptConfig, TranslateConfig, target_script
 
@@ -103,7 +104,7 @@ def validate_rows(rows: list[dict], max_chars: int) -> tuple[list[dict], list[di
                     "id": row.get("id") if isinstance(row, dict) else None,
                     "source": row.get("source") if isinstance(row, dict) else None,
                     "reason": reason,
-                    "row": row,
+                    **bounded_row(row),  # a malformed or huge row: prefix, hash and length, never copied whole
                 }
             )
     return good, bad
@@ -290,7 +291,7 @@ class _Work:
             for row in rows:
                 translated, reason, turn, detail = [], None, None, None
                 if row["id"] in too_long:
-                    bad.append({"id": row["id"], "source": row.get("source"), "reason": "too_long", "row": row})
+                    bad.append({"id": row["id"], "source": row.get("source"), "reason": "too_long", **bounded_row(row)})
                     continue
                 for j, m in enumerate(row["messages"]):
                     t = by_text[m["content"]]
