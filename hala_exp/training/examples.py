@@ -228,29 +228,21 @@ class _Sink:
 
 
 def _jsonl_chats(path: str, rejects: _Sink):
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                rejects.append(Quarantined(path, lineno, "invalid_utf8", raw.decode("utf-8", "replace")))
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as e:
-                rejects.append(Quarantined(path, lineno, f"invalid_json: {e.msg}", text.rstrip("\n")))
-                continue
-            if not isinstance(row, dict):
-                rejects.append(Quarantined(path, lineno, "not_an_object", text.rstrip("\n")))
-                continue
-            example_id = row.get("id")
-            yield {
-                "line": lineno,
-                "id": None if example_id is None else str(example_id),
-                "messages": json.dumps(row.get("messages"), ensure_ascii=False),
-            }
+    from hala_exp.data.jsonl import iter_jsonl
+
+    for lineno, row in iter_jsonl(path):
+        if isinstance(row, Quarantined):  # not UTF-8 or not JSON
+            rejects.append(row)
+            continue
+        if not isinstance(row, dict):
+            rejects.append(Quarantined(path, lineno, "not_an_object", json.dumps(row, ensure_ascii=False)))
+            continue
+        example_id = row.get("id")
+        yield {
+            "line": lineno,
+            "id": None if example_id is None else str(example_id),
+            "messages": json.dumps(row.get("messages"), ensure_ascii=False),
+        }
 
 
 def tokenize_dataset(
