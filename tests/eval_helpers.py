@@ -22,6 +22,7 @@ def eval_step_configs(option: str, overrides: dict | None = None) -> dict:
             "translate": OmegaConf.load(CONF / "translate/transformers.yaml"),
             "language": OmegaConf.load(CONF / "language/ar.yaml"),
             "translator": translator,
+            "data": {"heldout": OmegaConf.load(CONF / "data/embedded.yaml").heldout},
         }
     )
     for key, value in (overrides or {}).items():

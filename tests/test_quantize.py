@@ -37,6 +37,7 @@ def default_config(**overrides) -> dict:
                 OmegaConf.load(CONF / "translate" / "transformers.yaml"),
                 {"engine": {"max_new_tokens": 8, "runtime": {"progress": False}}},  # short: random weights babble
             ),
+            "data": {"heldout": OmegaConf.load(CONF / "data" / "embedded.yaml").heldout},
             "quantize": OmegaConf.load(CONF / "quantize" / "fp8_dynamic.yaml"),
         },
         {"quantize": overrides},
@@ -141,9 +142,7 @@ def test_ignore_list_per_model_type():
 
 
 def test_heldout_without_the_target_language_fails_before_quantising(tiny_models, tmp_path):
-    config = default_config(
-        validation={"language": {"code": "sw", "name": "Swahili", "flores": "swh_Latn", "script": "Latin"}}
-    )
-    with pytest.raises(ValueError, match="no usable en-sw sentences.*missing:sw"):
+    config = default_config(validation={"heldout": {"reference_field": "sw"}})  # the file has no 'sw' column
+    with pytest.raises(ValueError, match=r"quantize\.validation\.heldout.*no usable pairs.*missing_or_not_string:sw"):
         run_stage(tiny_models["llama"], tmp_path, config)
     assert not (tmp_path / "model").exists()

@@ -118,7 +118,7 @@ def load_testset(name: str, cfg: TestSetConfig) -> ParallelText:
     if cfg.limit is not None:
         pairs = pairs[: cfg.limit]
     if not pairs:
-        raise ValueError(f"test set {name!r}: no usable pairs in {origin}")
+        raise ValueError(f"test set {name!r}: no usable pairs in {origin} (quarantined: {rejects})")
     return ParallelText(name, cfg.direction, [s for s, _ in pairs], [r for _, r in pairs], origin, rejects)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError
 from hala_exp.core.stage import StageContext, StageResult
-from hala_exp.data.sources import MixConfig
+from hala_exp.evaluation.testsets import TestSetConfig
 from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig, ProtectConfig
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ ALWAYS_IGNORED = ("lm_head",)
 
 @dataclass(frozen=True)
 class _EnabledValidation:
-    heldout: MixConfig
+    heldout: TestSetConfig
     prompt: PromptConfig
     language: LanguageConfig
 
@@ -48,10 +48,12 @@ class _EnabledValidation:
 @dataclass
 class ValidationConfig:
     enabled: bool = True
-    heldout: MixConfig | None = None  # parallel sentences ({en, xx}); a small count keeps the check cheap
+    # The held-out test set, in the schema eval reads (conf: `${data.heldout}`, the entry eval uses too); its
+    # direction is the validation's.
+    heldout: TestSetConfig | None = None
+    sentences: int = 4  # the first N pairs: a few keep the check cheap on CPU (our choice; more on GPU)
     prompt: PromptConfig | None = None
     language: LanguageConfig | None = None
-    direction: Literal["en-xx", "xx-en"] = "en-xx"
     # How translations are generated: the translate stage's engine (`translate.engine`), so the throughput is
     # the backend's in use; its runtime.device also runs the logit comparison.
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -69,8 +71,8 @@ class ValidationConfig:
             for key in ("heldout", "prompt", "language"):
                 if getattr(self, key) is None:
                     raise ConfigError(f"{key}: required when enabled is true (or set enabled: false)")
-            if any(s.adapter != "parallel" for s in self.required().heldout.sources):
-                raise ConfigError("heldout.sources: held-out sentences need adapter: parallel")
+            if self.sentences < 1:
+                raise ConfigError(f"sentences: {self.sentences} must be >= 1")
 
 
 @dataclass
@@ -196,25 +198,16 @@ class _Validation:
     """The same held-out sentences through each model: teacher-forced logits, greedy translations, timing."""
 
     def __init__(self, cfg: ValidationConfig, model_dir: str):
-        from hala_exp.data.sources import load_mix, reject_counts
+        from hala_exp.evaluation.testsets import load_testset
         from hala_exp.translation.engine import Translator
 
         self.cfg = cfg
         self.given = given = cfg.required()
-        rows, rejects, _ = load_mix(given.heldout, target_language=given.language.code)
-        if rejects:
-            log.warning("quantize validation: held-out rows quarantined: %s", reject_counts(rejects))
-        if not rows:
-            raise ValueError(
-                f"quantize.validation.heldout: no usable en-{given.language.code} sentences "
-                f"(quarantined: {reject_counts(rejects)}); point it at a file with 'en' and '{given.language.code}' "
-                "columns, or set quantize.validation.enabled=false"
-            )
-        en = [r["messages_en"][0]["content"] for r in rows]
-        xx = [r["messages"][0]["content"] for r in rows]
-        self.sources, self.references = (en, xx) if cfg.direction == "en-xx" else (xx, en)
+        heldout = load_testset("quantize.validation.heldout", given.heldout)
+        self.direction = heldout.direction
+        self.sources, self.references = heldout.sources[: cfg.sentences], heldout.references[: cfg.sentences]
         # Rendered exactly as the translate stage renders them (quantisation does not touch the tokenizer).
-        renderer = Translator(model_dir, given.prompt, given.language, cfg.direction, cfg.engine)
+        renderer = Translator(model_dir, given.prompt, given.language, self.direction, cfg.engine)
         self.tokenizer = renderer.tokenizer
         self.prompts = [renderer.render(s) for s in self.sources]
         self.add_special_tokens = not given.prompt.chat_template
@@ -241,7 +234,7 @@ class _Validation:
         work = work_dir / f"validation-{label}"
         cfg = self.cfg
         given = self.given
-        tr = Translator(model_dir, given.prompt, given.language, cfg.direction, cfg.engine, cfg.protect, work_dir=work)
+        tr = Translator(model_dir, given.prompt, given.language, self.direction, cfg.engine, cfg.protect, work_dir=work)
         # One model's segments must never answer for the other's: each label has its own cache, fresh per run.
         shutil.rmtree(work / "segments", ignore_errors=True)
         cache = SegmentCache(work / "segments")
