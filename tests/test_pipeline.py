@@ -162,3 +162,17 @@ def test_pending_stage_stops_the_run_without_failing(tmp_path, monkeypatch):
     assert "2 shards" in summary["pending"]
     assert json.loads((tmp_path / "s.json").read_text())["stages"]["source"]["status"] == "pending"
     assert not list(tmp_path.glob("model/*.lock"))  # a concurrent stage takes no exclusive lock
+
+
+def test_every_stage_kind_meets_the_stage_protocol_and_a_broken_one_is_named(monkeypatch):
+    import types
+
+    from hala_exp.core import stage as stage_mod
+
+    for kind in stage_mod.KINDS:
+        assert isinstance(stage_mod.load_kind(kind), stage_mod.Stage)
+    broken = types.ModuleType("hala_exp.stages.merge")
+    broken.Config, broken.VERSIONS = object, ()
+    monkeypatch.setitem(__import__("sys").modules, "hala_exp.stages.merge", broken)
+    with pytest.raises(TypeError, match=r"lacks \['FORMAT_VERSION', 'run'\]"):
+        stage_mod.load_kind("merge")

@@ -1,6 +1,6 @@
 """Stage kinds and the contract every stage follows.
 
-A stage is a module in this package with:
+A stage is a module in ``hala_exp.stages`` that satisfies the ``Stage`` protocol below:
 
 * ``Config``: a dataclass describing its step config (validated before any compute); fields marked
   ``NOT_FINGERPRINTED`` (``hala_exp.core.schema``) do not enter the fingerprint;
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, cast, runtime_checkable
 
 KINDS = ("model", "quantize", "translate", "bilingual", "train", "merge", "eval")
 
@@ -68,7 +68,22 @@ class StageResult:
     details: dict[str, Any] = field(default_factory=dict)  # extra manifest content (counts, rejects, ...)
 
 
-def load_kind(kind: str) -> ModuleType:
+@runtime_checkable
+class Stage(Protocol):
+    """The contract of a stage module (attributes, so a plain module satisfies it)."""
+
+    Config: type
+    VERSIONS: tuple[str, ...]
+    FORMAT_VERSION: int
+
+    def run(self, ctx: StageContext) -> StageResult: ...
+
+
+def load_kind(kind: str) -> Stage:
     if kind not in KINDS:
         raise ValueError(f"unknown stage kind {kind!r}; allowed: {', '.join(KINDS)}")
-    return importlib.import_module(f"hala_exp.stages.{kind}")
+    module: ModuleType = importlib.import_module(f"hala_exp.stages.{kind}")
+    if not isinstance(module, Stage):
+        missing = [a for a in ("Config", "VERSIONS", "FORMAT_VERSION", "run") if not hasattr(module, a)]
+        raise TypeError(f"stage module {module.__name__} breaks the stage contract: it lacks {missing}")
+    return cast(Stage, module)
