@@ -77,6 +77,7 @@ def test_launchers_compose(name):
 # ------------------------------------------------------------------------------------------ end to end
 FAST = [
     "model@translator.teacher=lfm2_tiny",
+    "translator.teacher_train.max_steps=2",  # the embedded stand-in teacher is trained in the pipeline
     "quantize=none",
     "translate.gates.enabled=false",
     "translate.engine.max_new_tokens=24",

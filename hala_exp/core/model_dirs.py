@@ -156,12 +156,14 @@ def load_model(
 
 
 def embedded_texts() -> list[str]:
-    """English and Arabic text shipped with the package: what tiny tokenizers are trained on."""
+    """English and Arabic text shipped with the package: what tiny tokenizers are trained on (the stand-in
+    teacher's Tatoeba sample included, so that every tiny model splits Arabic into real subwords)."""
     from hala_exp.data.jsonl import read_jsonl
 
     texts: list[str] = []
-    for name in ("instructions_en.jsonl", "sft_en.jsonl", "parallel_train.jsonl", "parallel_heldout.jsonl"):
-        for row in read_jsonl(ASSETS / name).rows:
+    names = ("instructions_en.jsonl", "sft_en.jsonl", "parallel_train.jsonl", "parallel_heldout.jsonl")
+    for path in [ASSETS / n for n in names] + [ASSETS.parent / "teacher" / "tatoeba_ara_eng_sample.jsonl"]:
+        for row in read_jsonl(path).rows:
             texts.extend(str(v) for v in row.values() if isinstance(v, str))
     return texts
 

@@ -121,7 +121,10 @@ def run(ctx: StageContext) -> StageResult:
     translated_sources: set[str] = set()
     counts: dict[str, dict[str, int]] = {}
     # The Arrow copy of the translations when the translate stage offers one (output "arrow"), else its JSONL.
-    translations = ctx.inputs.get("translations", {}).get("arrow") or ctx.input("translations", "data")
+    # No `translations` input: a corpus of parallel text alone (a stand-in teacher's training pairs).
+    translations = None
+    if "translations" in ctx.inputs:
+        translations = ctx.inputs["translations"].get("arrow") or ctx.input("translations", "data")
     # Entries in input order: unusable rows (translations, then the parallel mix), then filtered pairs.
     with QuarantineLog(out / REJECTED) as rejects, QuarantineLog(out / f".filtered-{REJECTED}") as filtered:
         pairs = _all_pairs(translations, cfg, out, rejects, translated_sources)
@@ -153,7 +156,7 @@ def run(ctx: StageContext) -> StageResult:
 
 
 def _all_pairs(
-    translations: str, cfg: Config, out: Path, rejects: QuarantineLog, translated_sources: set[str]
+    translations: str | None, cfg: Config, out: Path, rejects: QuarantineLog, translated_sources: set[str]
 ) -> Iterator[Pair]:
     """Translated turns, then the parallel mix's pairs; the mix is built before anything streams, so a bad
     parallel source fails the stage before the filter runs, and its rejects follow the translations'."""
@@ -162,7 +165,7 @@ def _all_pairs(
         from hala_exp.data.mixes import build_mix
 
         built = build_mix(cfg.parallel, out / PARALLEL_DIR, target_language=cfg.language.code)
-    files = _translation_files(Path(translations))
+    files = _translation_files(Path(translations)) if translations is not None else []
     for pair in translated_pairs(files, set(cfg.roles), rejects):
         translated_sources.add(pair.source)
         yield pair

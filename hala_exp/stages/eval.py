@@ -162,6 +162,8 @@ def _translation(ctx: StageContext, cfg: Config, model_dir: str, testsets: dict,
         )
         metrics[f"{name}/bleu"] = scores.bleu
         metrics[f"{name}/chrf"] = scores.chrf
+        if scores.bleu_ci is not None:  # small test sets: bootstrap 95 % half-widths beside the scores
+            metrics[f"{name}/bleu_ci95"], metrics[f"{name}/chrf_ci95"] = scores.bleu_ci, scores.chrf_ci
         details[name] = {
             "segments": scores.segments,
             "origin": ts.origin,

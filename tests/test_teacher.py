@@ -1,0 +1,97 @@
+"""The embedded default's stand-in teacher: its shipped training pairs, its place in the plan, and the
+bootstrap intervals that small test sets get."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from hala_exp.assets.teacher import make_sample
+from hala_exp.core.pipeline import Pipeline
+from hala_exp.core.schema import build
+from hala_exp.core.stage import StageContext
+from hala_exp.evaluation.scoring import score
+from hala_exp.stages import bilingual
+from hala_exp.translation.gates import script_ratio
+
+ROOT = Path(__file__).parent.parent
+CONF = ROOT / "conf"
+
+
+def compose_cfg(overrides=()):
+    with initialize_config_dir(config_dir=str(CONF)):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def shipped_rows() -> list[dict]:
+    return [json.loads(line) for line in make_sample.OUT.read_text(encoding="utf-8").splitlines()]
+
+
+def test_shipped_pairs_are_arabic_english_and_disjoint_from_the_heldout_set():
+    rows = shipped_rows()
+    assert len(rows) == make_sample.COUNT
+    heldout = make_sample.heldout_keys()
+    assert len(heldout) >= 16
+    for row in rows:
+        assert make_sample.key(row["en"]) not in heldout and make_sample.key(row["ar"]) not in heldout, row
+        assert script_ratio(row["ar"], "Arabic") > 0.5, row
+    assert len({make_sample.key(r["en"]) for r in rows}) == len(rows)
+
+
+def test_shipped_pairs_are_what_the_script_draws(shared_data):
+    assert make_sample.draw(shared_data / "parallel" / "tatoeba_ara_eng") == shipped_rows()
+
+
+def test_default_plan_trains_the_teacher_before_quantising_it(tmp_path):
+    steps = Pipeline.from_config(compose_cfg([f"paths.output_dir={tmp_path}"]), group="t").steps
+    assert steps["quantize"].inputs == {"model": "train_teacher"}
+    assert steps["train_teacher"].inputs == {"model": "teacher", "data": "teacher_corpus"}
+    assert steps["teacher"].config.source == "config" and steps["teacher"].config.architecture == "llama"
+    assert steps["eval_teacher"].inputs == {"model": "quantize"}
+    assert steps["eval_translator_base"].inputs == {"model": "translator_base"}
+
+
+def test_paper_translator_quantises_its_hub_teacher_directly(tmp_path):
+    overrides = [f"paths.output_dir={tmp_path}", "translator=command_a_lfm2_1.2b", "pipeline.stages=[teacher,quantize]"]
+    steps = Pipeline.from_config(compose_cfg(overrides), group="t").steps
+    assert steps["quantize"].inputs == {"model": "teacher"}
+    assert "train_teacher" not in steps
+
+
+def test_teacher_corpus_is_parallel_text_alone(tmp_path):
+    cfg = compose_cfg([f"paths.output_dir={tmp_path}"])
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(cfg.pipeline.steps.teacher_corpus.config, resolve=True)
+    raw["parallel"]["sources"][0]["count"], raw["parallel"]["sources"][0]["fraction"] = 50, None
+    out = tmp_path / "out"
+    out.mkdir()
+    result = bilingual.run(StageContext("teacher_corpus", "bilingual", build(bilingual.Config, raw, ""), {}, out))
+    corpus = [json.loads(line) for line in (out / result.outputs["data"]).read_text(encoding="utf-8").splitlines()]
+    assert result.metrics["rows"] == len(corpus) >= 45
+    assert {row["direction"] for row in corpus} == {"en-ar"}
+    assert all("Translate from English to Arabic: " in row["messages"][0]["content"] for row in corpus)
+
+
+def test_small_test_sets_get_bootstrap_intervals():
+    refs = [
+        "ذهبت إلى السوق في الصباح واشتريت الخبز والحليب",
+        "يدرس الطلاب في المكتبة كل يوم بعد المدرسة",
+        "كان الجو حارا جدا في المدينة يوم أمس",
+        "أحب أن أقرأ الكتب القديمة في المساء",
+    ] * 4
+    hyps = [
+        "ذهبت إلى السوق في الصباح واشتريت الخبز",
+        "يدرس الطلاب في البيت كل يوم",
+        "كان الجو حارا جدا في المدينة يوم أمس",
+        "أحب القراءة في المساء",
+    ] * 4
+    s = score(hyps, refs)
+    assert isinstance(s.bleu_ci, float) and isinstance(s.chrf_ci, float)  # JSON-safe in the summary
+    assert 0.0 < s.chrf_ci < 50.0 and 0.0 < s.bleu_ci < 100.0
+    plain = score(hyps[:1], refs[:1])  # one segment: nothing to resample
+    assert plain.bleu_ci is None and plain.chrf_ci is None
+    assert score(refs, refs).chrf_ci == pytest.approx(0.0, abs=1e-9)  # a perfect system has no spread
