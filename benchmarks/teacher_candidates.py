@@ -122,7 +122,8 @@ def conversion_check(model, tok) -> str:
         body = tok("The capital of France is", add_special_tokens=False).input_ids
         with torch.no_grad():
             out = model.generate(torch.tensor([prefix + body]), max_new_tokens=8, do_sample=False)
-        lines.append(f"greedy continuation of 'The capital of France is' {label}: {tok.decode(out[0, len(prefix) + len(body):])!r}")
+        continuation = tok.decode(out[0, len(prefix) + len(body) :])
+        lines.append(f"greedy continuation of 'The capital of France is' {label}: {continuation!r}")
     return "\n".join(f"- {line}" for line in lines)
 
 
@@ -162,7 +163,11 @@ def standin_teacher(out: Path) -> Path:
     stages = "pipeline.stages=[teacher,teacher_corpus,train_teacher,quantize]"
     done = subprocess.run(
         [sys.executable, "-m", "hala_exp", f"paths.output_dir={out}", "logger=none", stages],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     summary = json.loads(Path(done.stdout.strip().splitlines()[-1].removeprefix("Run summary: ")).read_text())
     return Path(summary["stages"]["quantize"]["artifact"]) / "model"
@@ -209,8 +214,13 @@ def main() -> None:
         notes.append("Gemma 3 270M GGUF conversion check:\n" + conversion_check(model, tok))
         bos = tok.bos_token
         k = f"{args.shots}-shot"
-        measure(f"Gemma 3 270M base, {k}, no <bos> (as first measured)", model, tok,
-                [few_shot(shots, t, "") for t in src], True)
+        measure(
+            f"Gemma 3 270M base, {k}, no <bos> (as first measured)",
+            model,
+            tok,
+            [few_shot(shots, t, "") for t in src],
+            True,
+        )
         measure(f"Gemma 3 270M base, {k}, <bos>", model, tok, [few_shot(shots, t, bos) for t in src], True)
         fixed = spm_bpe_tokenizer(gemma_gguf(tmp))
         sample = "Like some other experts, he is skeptical about whether diabetes can be cured."
@@ -218,10 +228,21 @@ def main() -> None:
             f"- pieces of {sample!r}: transformers' GGUF tokenizer "
             f"{tok.tokenize(sample)[:8]}..., rebuilt BPE {fixed.tokenize(sample)[:8]}..."
         )
-        measure(f"Gemma 3 270M base, {k}, <bos>, tokenizer rebuilt as BPE", model, fixed,
-                [few_shot(shots, t, fixed.bos_token) for t in src], True)
-        measure(f"Gemma 3 270M base, {k}, <bos>, rebuilt BPE, repetition penalty 1.2", model, fixed,
-                [few_shot(shots, t, fixed.bos_token) for t in src], True, repetition_penalty=1.2)
+        measure(
+            f"Gemma 3 270M base, {k}, <bos>, tokenizer rebuilt as BPE",
+            model,
+            fixed,
+            [few_shot(shots, t, fixed.bos_token) for t in src],
+            True,
+        )
+        measure(
+            f"Gemma 3 270M base, {k}, <bos>, rebuilt BPE, repetition penalty 1.2",
+            model,
+            fixed,
+            [few_shot(shots, t, fixed.bos_token) for t in src],
+            True,
+            repetition_penalty=1.2,
+        )
         del model
     src = src_all
     if wanted("stand-in"):
@@ -229,7 +250,9 @@ def main() -> None:
 
         model_dir = standin_teacher(Path(args.standin_output) if args.standin_output else tmp / "outputs")
         model, tok = load_model(str(model_dir)), load_tokenizer(str(model_dir))
-        measure("stand-in teacher (embedded default, FP8), chat, 0-shot", model, tok, [chat(tok, t) for t in src], False)
+        measure(
+            "stand-in teacher (embedded default, FP8), chat, 0-shot", model, tok, [chat(tok, t) for t in src], False
+        )
 
     write_report(args, rows, notes, hyps_out)
 
@@ -242,7 +265,7 @@ def write_report(args, rows, notes, hyps_out) -> None:
         "",
         f"Command: `python benchmarks/teacher_candidates.py {' '.join(sys.argv[1:])}`".replace("  ", " "),
         f"Commit: {commit.strip()}; machine: {machine_info()}; load average at the end {load[0]:.1f}",
-        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"First sentences (count per row) of `flores200_devtest` eng_Latn -> arb_Arab; shots: the last "
         f"{args.shots} devtest pairs; greedy, at most {args.max_new_tokens} new tokens; sacrebleu BLEU (13a) and "

@@ -12,7 +12,6 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-
 # Test sets up to this many segments get bootstrap 95 % confidence intervals (our choice: on a 16-pair held-out
 # set a BLEU difference of several points can be noise; FLORES-sized sets are read without them).
 BOOTSTRAP_MAX_SEGMENTS = 2000
