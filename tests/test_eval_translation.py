@@ -126,7 +126,8 @@ def test_eval_stage_translation_metrics_and_files(tmp_path, monkeypatch, tiny_lf
     monkeypatch.setattr(translation, "translate_texts", fake_translate)
     result = run_eval(raw, tiny_lfm2_dir, tmp_path)
     assert calls == [(str(tiny_lfm2_dir), "en-xx", 16)]
-    assert set(result.metrics) == {"heldout/bleu", "heldout/chrf"}
+    # a 16-pair set also gets bootstrap 95 % half-widths
+    assert set(result.metrics) == {"heldout/bleu", "heldout/chrf", "heldout/bleu_ci95", "heldout/chrf_ci95"}
     assert 0 < result.metrics["heldout/bleu"] < 100
     assert _cli_scores(tmp_path / "translation/heldout/metrics.json")[0] == pytest.approx(
         round(result.metrics["heldout/bleu"], 4), abs=1e-4
