@@ -11,7 +11,7 @@ the same generator.
 Per size, in a fresh child process (so its memory is its own): the translate stage's ``run(ctx)`` (mix
 building, span protection, segmentation, segment cache, gates, shards, assembly) with the model replaced
 at the backend boundary by a LABELLED STAND-IN (``StandInBackend``: it returns the segment with every word
-replaced by one fixed Arabic word, markers kept, so gates and span restoration pass as with a good
+replaced by its fixed Arabic word, markers kept, so gates and span restoration pass as with a good
 translator); then tokenization of the translated rows for training and one epoch of the training
 DataLoader (batches collated, no model, no optimizer). The parent samples the child's process tree every
 0.2 s: anonymous memory (RssAnon, i.e. RSS minus file-backed pages, summed over processes) and, apart,
@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,7 +51,11 @@ SYSTEM_PROMPTS = [
     "You are a helpful assistant, who always provide explanation. Think like you are answering to a five year old.",
     "User will you give you a task with some instruction. Your job is follow the instructions as faithfully as you can.",
 ]  # a handful of fixed system prompts, as Open-Orca rows carry (paraphrased; our choice)
-ARABIC_WORD = "كلمة"  # the stand-in's one output word
+ARABIC_WORDS = (
+    "كتاب بيت شمس قمر ماء نهر بحر جبل شجرة وردة مدينة طريق باب نافذة مدرسة معلم طالب قلم ورقة سوق خبز "
+    "حليب تفاح عمل وقت يوم ليلة صباح مساء صديق عائلة أب أم أخ أخت طفل لغة كلمة سؤال جواب فكرة علم فن "
+    "لون أحمر أخضر كبير صغير جديد قديم جميل سريع بطيء"
+).split()  # the stand-in's fixed output vocabulary (our choice)
 FULL_ROWS = 4_500_000  # the Hala SFT corpus size (../shared/PAPER.md)
 GOALS = {"peak_ratio": 1.5, "peak_1m_gb": 4.0, "peak_4_5m_gb": 8.0, "time_ratio": 1.5, "map_np2": 1.6}  # issue 11
 
@@ -63,7 +68,7 @@ def report(facts: dict, setup: dict, sizes: list[dict], jobs: list[dict], tokeni
     lines += [
         f"Synthetic Open-Orca-like English mix: questions {QUESTION_WORDS[0]}-{QUESTION_WORDS[1]} words, answers "
         f"{ANSWER_WORDS[0]}-{ANSWER_WORDS[1]} words (uniform), one of {len(SYSTEM_PROMPTS)} system prompts; "
-        f"translate stage with a **labelled stand-in engine** (each word -> one fixed Arabic word; gates, spans, "
+        f"translate stage with a **labelled stand-in engine** (each word -> its fixed Arabic word; gates, spans, "
         f"segment cache, shards and assembly run for real), then tokenization ({setup['tokenizer']}) and one "
         f"DataLoader epoch (batch {setup['batch']}, no model). One run per size, each in a fresh process.",
         "",
@@ -189,7 +194,8 @@ def generate_mix(path: Path, n: int, seed: int = 0) -> dict:
 # ------------------------------------------------------------------------------------------- the stand-in
 class StandInBackend:
     """LABELLED STAND-IN for a translation model, at the backend boundary only: every request's segment comes
-    back with each word replaced by one fixed Arabic word and span markers kept. Counts what it generates."""
+    back with each word replaced by a fixed Arabic word (chosen by a stable hash of the word, sentence
+    punctuation kept) and span markers kept. Counts what it generates."""
 
     devices = 1
     _SEGMENT = re.compile(r"to Arabic: (.*?)<\|im_end\|>", re.S)  # the benchmark's own prompt template
@@ -210,7 +216,7 @@ class StandInBackend:
             m = self._SEGMENT.search(prompt)
             segment = m.group(1) if m else ""
             out = self.marker.sub(lambda x: f" {x.group(0)} ", segment)
-            words = [w if self.marker.fullmatch(w) else ARABIC_WORD for w in out.split()]
+            words = [w if self.marker.fullmatch(w) else _arabic(w) for w in out.split()]
             ids = self.tok(" ".join(words), add_special_tokens=False)["input_ids"][: r.max_new_tokens]
             gens.append(Generation(r.key, ids, len(r.prompt_ids)))
             self.generated.append(r.key)
@@ -219,6 +225,11 @@ class StandInBackend:
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.writelines(k + "\n" for k in self.generated)
             self.generated = []
+
+
+def _arabic(word: str) -> str:
+    core = word.rstrip(".,;:!?")
+    return ARABIC_WORDS[zlib.crc32(core.lower().encode()) % len(ARABIC_WORDS)] + word[len(core) :]
 
 
 def install_stand_in(log_path: Path | None) -> None:
@@ -234,7 +245,7 @@ def tiny_model_dir(out: Path) -> Path:
 
     if (out / "config.json").exists():
         return out
-    tok = build_tokenizer(embedded_texts() + [ARABIC_WORD] * 50)
+    tok = build_tokenizer(embedded_texts() + [" ".join(ARABIC_WORDS)] * 20)
     return save_model_dir(build_model("lfm2", tok, seed=0), tok, out)
 
 
