@@ -118,6 +118,7 @@ def report(facts: dict, setup: dict, sizes: list[dict], jobs: list[dict], tokeni
                 f"{'yes' if j['identical'] else 'NO'} |"
             )
         one = next((j for j in jobs if j["jobs"] == 1), None)
+        lines.append("")
         if one:
             for j in jobs:
                 if j["jobs"] > 1:
@@ -249,6 +250,11 @@ def tiny_model_dir(out: Path) -> Path:
     return save_model_dir(build_model("lfm2", tok, seed=0), tok, out)
 
 
+def shard_rows(n: int) -> int:
+    """Rows per shard: 1000 (our choice) at scale, smaller for small runs so several jobs have shards to share."""
+    return max(10, min(1000, n // 40))
+
+
 def translate_config(source: Path, shard_size: int, job: int = 0, jobs: int = 1):
     from hala_exp.core.schema import build
     from hala_exp.stages import translate as stage
@@ -288,7 +294,8 @@ def child_size(work: Path, n: int, marks: Path) -> dict:
     mark("translate")
     t = time.perf_counter()
     out = work / "translate"
-    stage.run(StageContext("translate", "translate", translate_config(source, 1000), {"model": {"model": str(model)}}, out))
+    cfg = translate_config(source, shard_rows(n))
+    stage.run(StageContext("translate", "translate", cfg, {"model": {"model": str(model)}}, out))
     phases["translate"] = time.perf_counter() - t
     mark("tokenize")
     t = time.perf_counter()
@@ -345,7 +352,7 @@ def child_job(work: Path, source: Path, model: Path, job: int, jobs: int, start_
         return original(self, k, *a, **kw)
 
     shards.UnitStore.write = counting_write
-    cfg = translate_config(source, 1000, job, jobs)
+    cfg = translate_config(source, shard_rows(len(source.read_text(encoding="utf-8").splitlines())), job, jobs)
     time.sleep(max(0.0, start_at - time.time()))
     t = time.perf_counter()
     status = "assembled"
