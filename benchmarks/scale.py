@@ -48,8 +48,8 @@ SENTENCE_WORDS, PARAGRAPH_WORDS = (6, 20), 80  # our choice
 SYSTEM_PROMPTS = [
     "You are a helpful assistant.",
     "You are an AI assistant. You will be given a task. You must generate a detailed and long answer.",
-    "You are a helpful assistant, who always provide explanation. Think like you are answering to a five year old.",
-    "User will you give you a task with some instruction. Your job is follow the instructions as faithfully as you can.",
+    "You are a helpful assistant, who always provides an explanation. Answer as if to a five year old.",
+    "The user gives you a task with some instructions. Follow the instructions as faithfully as you can.",
 ]  # a handful of fixed system prompts, as Open-Orca rows carry (paraphrased; our choice)
 ARABIC_WORDS = (
     "كتاب بيت شمس قمر ماء نهر بحر جبل شجرة وردة مدينة طريق باب نافذة مدرسة معلم طالب قلم ورقة سوق خبز "
@@ -72,7 +72,8 @@ def report(facts: dict, setup: dict, sizes: list[dict], jobs: list[dict], tokeni
         f"segment cache, shards and assembly run for real), then tokenization ({setup['tokenizer']}) and one "
         f"DataLoader epoch (batch {setup['batch']}, no model). One run per size, each in a fresh process.",
         "",
-        "| rows | wall s | rows/s | translate s | tokenize s | loader epoch s | peak anon MB | Arrow mmap MB | disk MB |",
+        "| rows | wall s | rows/s | translate s | tokenize s | loader epoch s | peak anon MB | Arrow mmap MB "
+        "| disk MB |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in sizes:
@@ -91,15 +92,16 @@ def report(facts: dict, setup: dict, sizes: list[dict], jobs: list[dict], tokeni
         time_full = b["wall_s"] + slope_s * (FULL_ROWS - b["rows"])
         mem_ratio = b["peak_anon"] / max(a["peak_anon"], 1)
         time_ratio = (b["wall_s"] / b["rows"]) / (a["wall_s"] / a["rows"])
+        at_1m = _met(b["peak_anon"] / 2**30 < GOALS["peak_1m_gb"]) if b["rows"] >= 1_000_000 else ": not measured"
+        full_met = _met(mem_full / 2**30 < GOALS["peak_4_5m_gb"])
         lines += [
             f"- Peak anonymous memory, {b['rows']:,} vs {a['rows']:,} rows: **{mem_ratio:.2f}x** "
             f"(goal <= {GOALS['peak_ratio']}x{_met(mem_ratio <= GOALS['peak_ratio'])}); at {b['rows']:,}: "
-            f"{b['peak_anon'] / 2**30:.2f} GB (goal < {GOALS['peak_1m_gb']:.0f} GB at 1M rows"
-            f"{_met(b['peak_anon'] / 2**30 < GOALS['peak_1m_gb']) if b['rows'] >= 1_000_000 else ': not measured here'}).",
+            f"{b['peak_anon'] / 2**30:.2f} GB (goal < {GOALS['peak_1m_gb']:.0f} GB at 1M rows{at_1m}).",
             f"- Wall time per row, {b['rows']:,} vs {a['rows']:,} rows: **{time_ratio:.2f}x** "
             f"(goal flat within {GOALS['time_ratio']}x{_met(time_ratio <= GOALS['time_ratio'])}).",
             f"- Linear extrapolation from the two largest sizes to {FULL_ROWS:,} rows: peak anonymous memory "
-            f"**{mem_full / 2**30:.1f} GB** (goal < {GOALS['peak_4_5m_gb']:.0f} GB{_met(mem_full / 2**30 < GOALS['peak_4_5m_gb'])}), "
+            f"**{mem_full / 2**30:.1f} GB** (goal < {GOALS['peak_4_5m_gb']:.0f} GB{full_met}), "
             f"wall time {time_full / 3600:.1f} h, disk {(b['disk'] / b['rows']) * FULL_ROWS / 2**30:.1f} GB.",
             "",
         ]
@@ -108,7 +110,8 @@ def report(facts: dict, setup: dict, sizes: list[dict], jobs: list[dict], tokeni
             f"Concurrent jobs on one {setup['jobs_rows']:,}-row translate stage (started together; "
             f"{setup['jobs_mode']}):",
             "",
-            "| jobs | total wall s | shards per job | segments per job | duplicated shards | duplicated segments | lost rows | output = 1 job's |",
+            "| jobs | total wall s | shards per job | segments per job | duplicated shards | duplicated segments "
+            "| lost rows | output = 1 job's |",
             "|---:|---:|---|---|---:|---:|---:|---|",
         ]
         for j in jobs:
@@ -269,7 +272,13 @@ def translate_config(source: Path, shard_size: int, job: int = 0, jobs: int = 1)
                 "max_new_tokens": 4096,
                 "max_segment_tokens": 1024,
                 "shard_size": shard_size,
-                "runtime": {"batch_size": 64, "progress": False, "device": "cpu", "shard_index": job, "num_shards": jobs},
+                "runtime": {
+                    "batch_size": 64,
+                    "progress": False,
+                    "device": "cpu",
+                    "shard_index": job,
+                    "num_shards": jobs,
+                },
             },
         },
         "translate",
@@ -456,7 +465,10 @@ def measure_size(root: Path, n: int) -> dict:
     wall = time.time() - start
     t = {k: float(v) for k, v in (line.split() for line in marks.read_text().splitlines())}
     anon, arrow = sampler.peak()
-    phase_peaks = {ph: sampler.peak(t[ph], t[nxt])[0] for ph, nxt in zip(("translate", "tokenize", "loader"), ("tokenize", "loader", "end"))}
+    phase_peaks = {
+        ph: sampler.peak(t[ph], t[nxt])[0]
+        for ph, nxt in zip(("translate", "tokenize", "loader"), ("tokenize", "loader", "end"))
+    }
     disk = du(work) - (work / "source.jsonl").stat().st_size
     return {"rows": n, "wall_s": t["end"] - t["translate"], "process_s": wall, "phases": res["phases"],
             "peak_anon": anon, "peak_arrow": arrow, "phase_peaks": phase_peaks, "disk": disk}  # fmt: skip
@@ -474,14 +486,22 @@ def measure_jobs(root: Path, n: int, counts: list[int]) -> list[dict]:
         work = root / f"jobs-{jobs}"
         work.mkdir()
         start_at = time.time() + 15  # every job imports first, then all start at this instant
-        procs = [_child(["--child-job", str(work), str(source), str(model), str(j), str(jobs), str(start_at)]) for j in range(jobs)]
+        procs = [
+            _child(["--child-job", str(work), str(source), str(model), str(j), str(jobs), str(start_at)])
+            for j in range(jobs)
+        ]
         per_job = [_result(p) for p in procs]
         wall = max(r["wall_s"] for r in per_job)
         out = work / "translate"
         rows = _jsonl_lines(out / "data.jsonl") + _jsonl_lines(out / "rejects.jsonl")
         got = [json.loads(r).get("id") for r in rows]
         written = [k for r in per_job for k in r["shards"]]
-        seg_logs = [set((work / f"segments-job{j}.txt").read_text().splitlines()) if (work / f"segments-job{j}.txt").exists() else set() for j in range(jobs)]
+        seg_logs = [
+            set((work / f"segments-job{j}.txt").read_text().splitlines())
+            if (work / f"segments-job{j}.txt").exists()
+            else set()
+            for j in range(jobs)
+        ]
         dup_segments = sum(len(s) for s in seg_logs) - len(set().union(*seg_logs))
         canon = "\n".join(sorted(_jsonl_lines(out / "data.jsonl")))
         reference = canon if reference is None else reference
@@ -547,8 +567,12 @@ def main() -> None:
         counts = [int(j) for j in args.jobs.split(",") if j]
         jobs = measure_jobs(root, args.jobs_rows, counts) if counts else []
         tokenization = measure_tokenization(root)
-    setup = {"tokenizer": "byte-level BPE on the embedded text", "batch": 8, "jobs_rows": args.jobs_rows,
-             "jobs_mode": "each job `runtime.shard_index=i runtime.num_shards=N`, the last to finish assembles"}  # fmt: skip
+    setup = {
+        "tokenizer": "byte-level BPE on the embedded text",
+        "batch": 8,
+        "jobs_rows": args.jobs_rows,
+        "jobs_mode": "each job `runtime.shard_index=i runtime.num_shards=N`, the last to finish assembles",
+    }
     write_result("scale.md", report(finish(facts), setup, sizes, jobs, tokenization))
 
 

@@ -41,7 +41,11 @@ SHAPE = dict(
     num_key_value_heads=2,
     layer_types=["conv", "conv", "full_attention"] * 2,
 )  # our choice
-OURS, BARE, BARE_FULL = "hala_exp train stage (Lightning)", "bare loop, same batches and loss", "bare loop, full-logits loss"
+OURS, BARE, BARE_FULL = (
+    "hala_exp train stage (Lightning)",
+    "bare loop, same batches and loss",
+    "bare loop, full-logits loss",
+)
 TRL_DEFAULT, TRL_TUNED = "TRL 1.16 SFTTrainer, defaults", "TRL 1.16 SFTTrainer, tuned"
 GOAL_VS_TUNED, GOAL_OVERHEAD = 1.3, 0.05  # issue 9 item 2 (our goals, not the paper's)
 

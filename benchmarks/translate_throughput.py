@@ -10,9 +10,10 @@ $HALA_BENCH_CACHE or ~/.cache/hala_exp/smollm2_135m; --model for another Hugging
 short English sentences of the Tatoeba ara-eng test set (../shared/data), translated into **French**: this
 small model writes French and ends its answers, while its Arabic loops until the token cap (measured: 0 of
 8 short sentences ended before 64 tokens into Arabic, 7 of 8 into French), and a throughput comparison on
-capped outputs measures padding, not the stage. The report counts outputs that ended at end-of-sequence. Every side includes loading the
-model; the stage also protects spans, segments, gates, writes shards and assembles. The stage's outputs
-are checked identical to the raw batched call's. Writes benchmarks/results/translate_throughput.md.
+capped outputs measures padding, not the stage. The report counts outputs that ended at end-of-sequence.
+Every side includes loading the model; the stage also protects spans, segments, gates, writes shards and
+assembles. The stage's outputs are checked identical to the raw batched call's. Writes
+benchmarks/results/translate_throughput.md.
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ def report(facts: dict, setup: dict, runs: dict[str, list[float]], check: dict) 
         s = Spread.of(secs)
         speedup = Spread.of([x / y for x, y in zip(secs, runs[STAGE])])
         name = f"**{side}**" if side == STAGE else side
-        lines.append(
-            f"| {name} | {s.fmt()} | {n / s.median:.2f} | {tokens / s.median:.1f} | {speedup.fmt()}x |"
-        )
+        lines.append(f"| {name} | {s.fmt()} | {n / s.median:.2f} | {tokens / s.median:.1f} | {speedup.fmt()}x |")
     if RAW in runs:
         r = Spread.of([x / y for x, y in zip(runs[RAW], runs[STAGE])])
-        lines += ["", f"- Headline, stage vs raw batched call (paired per round): **{r.fmt()}x** (> 1: the stage is faster)."]
+        lines += [
+            "",
+            f"- Headline, stage vs raw batched call (paired per round): **{r.fmt()}x** (> 1: the stage is faster).",
+        ]
     lines += [
         f"- Stage outputs identical to the raw batched call's: **{check['identical']}/{n}**"
         + ("." if check["identical"] == n else f" (differing ids: {', '.join(check['differing'][:5])})."),
@@ -146,7 +148,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="translate_bench_"))
     source = work / "source.jsonl"
     source.write_text(
-        "".join(json.dumps({"id": f"s{i}", "messages": [{"role": "user", "content": s}]}) + "\n" for i, s in enumerate(src)),
+        "".join(
+            json.dumps({"id": f"s{i}", "messages": [{"role": "user", "content": s}]}) + "\n" for i, s in enumerate(src)
+        ),
         encoding="utf-8",
     )
     cfg = build(
@@ -231,7 +235,11 @@ def _generator(model_dir: str, pad: int, eos: list[int], max_new: int):
 
 
 def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if path.exists()
+        else []
+    )
 
 
 def _count(rejects) -> dict[str, int]:

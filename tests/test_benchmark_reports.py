@@ -24,7 +24,9 @@ FACTS = {
 
 def _table_rows(text: str) -> list[list[str]]:
     """The cells of every Markdown table row (header and separator rows included)."""
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+    rows = [
+        [c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("|")
+    ]
     widths = {len(r) for r in rows}
     assert len(widths) <= 1 or _tables_consistent(text), f"ragged table rows: {widths}"
     return rows
