@@ -84,6 +84,10 @@ def report(facts: dict, setup: dict, sizes: list[dict], jobs: list[dict], tokeni
             f"{s['peak_arrow'] / 2**20:.0f} | {s['disk'] / 2**20:.0f} |"
         )
     lines.append("")
+    for s in sizes:
+        if s.get("phase_peaks"):
+            per = ", ".join(f"{ph} {v / 2**20:.0f}" for ph, v in s["phase_peaks"].items())
+            lines.append(f"- Peak anonymous MB by phase at {s['rows']:,} rows: {per}.")
     if len(sizes) >= 2:
         a, b = sizes[-2], sizes[-1]
         slope_mem = (b["peak_anon"] - a["peak_anon"]) / (b["rows"] - a["rows"])
@@ -345,8 +349,9 @@ def loader_epoch(examples, tok, batch: int = 8) -> int:
     return n
 
 
-def child_job(work: Path, source: Path, model: Path, job: int, jobs: int, start_at: float) -> dict:
-    """One of ``jobs`` concurrent jobs on the shared output ``work/translate``; starts at ``start_at``."""
+def child_job(work: Path, source: Path, model: Path, job: int, jobs: int) -> dict:
+    """One of ``jobs`` concurrent jobs on the shared output ``work/translate``: imports, reports ready, then
+    starts when the parent opens the gate (``work/go``), so every job starts at the same moment."""
     from hala_exp.core.stage import StageContext, StagePending
     from hala_exp.stages import translate as stage
     from hala_exp.translation import shards
@@ -362,7 +367,9 @@ def child_job(work: Path, source: Path, model: Path, job: int, jobs: int, start_
 
     shards.UnitStore.write = counting_write
     cfg = translate_config(source, shard_rows(len(source.read_text(encoding="utf-8").splitlines())), job, jobs)
-    time.sleep(max(0.0, start_at - time.time()))
+    (work / f"ready-{job}").touch()
+    while not (work / "go").exists():
+        time.sleep(0.005)
     t = time.perf_counter()
     status = "assembled"
     try:
@@ -485,11 +492,12 @@ def measure_jobs(root: Path, n: int, counts: list[int]) -> list[dict]:
     for jobs in counts:
         work = root / f"jobs-{jobs}"
         work.mkdir()
-        start_at = time.time() + 15  # every job imports first, then all start at this instant
-        procs = [
-            _child(["--child-job", str(work), str(source), str(model), str(j), str(jobs), str(start_at)])
-            for j in range(jobs)
-        ]
+        procs = [_child(["--child-job", str(work), str(source), str(model), str(j), str(jobs)]) for j in range(jobs)]
+        while len(list(work.glob("ready-*"))) < jobs:  # every job has imported and built its config
+            if any(p.poll() is not None for p in procs):
+                break
+            time.sleep(0.05)
+        (work / "go").touch()
         per_job = [_result(p) for p in procs]
         wall = max(r["wall_s"] for r in per_job)
         out = work / "translate"
@@ -549,7 +557,7 @@ def main() -> None:
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--child-job":
         work, source, model = map(Path, sys.argv[2:5])
-        print(json.dumps(child_job(work, source, model, int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]))))
+        print(json.dumps(child_job(work, source, model, int(sys.argv[5]), int(sys.argv[6]))))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
