@@ -527,11 +527,13 @@ def _jsonl_lines(path: Path) -> list[str]:
 
 
 def measure_tokenization(root: Path) -> dict | None:
-    """Today's path vs ``datasets.map`` (num_proc 1, 2) on the largest translated set of this run."""
-    done = sorted(root.glob("size-*/translate/data.jsonl"), key=lambda p: int(p.parent.parent.name.split("-")[1]))
+    """Today's path vs ``datasets.map`` (num_proc 1, 2) on this run's translated set nearest 100k rows (the
+    issue's comparison size)."""
+    done = list(root.glob("size-*/translate/data.jsonl"))
     if not done:
         return None
-    data, model = done[-1], done[-1].parent.parent / "model"
+    data = min(done, key=lambda p: abs(int(p.parent.parent.name.split("-")[1]) - 100_000))
+    model = data.parent.parent / "model"
     paths: dict[str, float] = {}
     t = time.perf_counter()
     examples, tok = tokenize_today(data, model)
