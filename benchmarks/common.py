@@ -43,11 +43,13 @@ class Spread:
 
 
 def interleaved(sides: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
-    """Run each side once per round, ``repeats`` rounds, so slow drift in machine load hits every side alike."""
+    """Run each side once per round, ``repeats`` rounds, so slow drift in machine load hits every side alike;
+    the order rotates each round, so no side always runs first (after a warm-up, or as load falls)."""
     out: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(repeats):
-        for name, side in sides.items():
-            out[name].append(side())
+    names = list(sides)
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            out[name].append(sides[name]())
     return out
 
 

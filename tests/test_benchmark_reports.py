@@ -60,7 +60,7 @@ def test_spread_and_interleaving():
         common.Spread.of([])
     calls = []
     out = common.interleaved({"a": lambda: calls.append("a") or 1.0, "b": lambda: calls.append("b") or 2.0}, 3)
-    assert calls == ["a", "b"] * 3  # round-robin, never all of one side first
+    assert calls == ["a", "b", "b", "a", "a", "b"]  # one of each per round, the order rotating
     assert out == {"a": [1.0] * 3, "b": [2.0] * 3}
 
 
