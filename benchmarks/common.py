@@ -42,14 +42,17 @@ class Spread:
         return f"{self.median:{spec}} ({self.low:{spec}}–{self.high:{spec}})"
 
 
-def interleaved(sides: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+def interleaved(sides: dict[str, Callable[[], float]], repeats: int, warmup: int = 0) -> dict[str, list[float]]:
     """Run each side once per round, ``repeats`` rounds, so slow drift in machine load hits every side alike;
-    the order rotates each round, so no side always runs first (after a warm-up, or as load falls)."""
+    the order rotates each round, so no side always runs first (as load falls). ``warmup`` rounds run first
+    and are dropped: one-time costs (lazy imports, file caches) land on whichever side happens to go first."""
     out: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
-    for r in range(repeats):
+    for r in range(warmup + repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            out[name].append(sides[name]())
+            value = sides[name]()
+            if r >= warmup:
+                out[name].append(value)
     return out
 
 

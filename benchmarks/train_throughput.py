@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -148,27 +147,25 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     model_dir = save_model_dir(model, tok, work / "base")
     data = write_rows(work / "data.jsonl", rows)
-    cfg = asdict(
-        build(
-            train_stage.Config,
-            train_config(
-                max_steps=None,
-                epochs=1,
-                micro_batch_size=batch,
-                max_length=1024,
-                **{
-                    "optimizer.lr": 1e-4,
-                    "runtime.log_every_n_steps": 10**6,
-                    "runtime.checkpoint_every_n_steps": 10**6,
-                },
-            ),
-            "train",
-        )
+    cfg = build(
+        train_stage.Config,
+        train_config(
+            max_steps=None,
+            epochs=1,
+            micro_batch_size=batch,
+            max_length=1024,
+            **{
+                "optimizer.lr": 1e-4,
+                "runtime.log_every_n_steps": 10**6,
+                "runtime.checkpoint_every_n_steps": 10**6,
+            },
+        ),
+        "train",
     )
     template = resolve_template(tok, None)
     examples = prepare_examples(
         str(data), tok, template, masking="assistant_turns", max_length=1024, too_long="truncate",
-        end_of_turn=None, cache_dir=None, quarantine_path=None,
+        end_of_turn=None, cache_dir=work / "tokenized", quarantine_path=None,
     )  # fmt: skip
     sides = {
         OURS: lambda: ours(cfg, model_dir, examples, template, work),
@@ -185,25 +182,24 @@ def main() -> None:
     write_result("train_throughput.md", report(finish(facts), setup, runs))
 
 
-def ours(cfg: dict, model_dir: Path, examples, template: str, work: Path) -> dict:
-    from hala_exp.training.fit import fit
+def ours(cfg, model_dir: Path, examples, template: str, work: Path) -> dict:
+    from hala_exp.training.fit import FitRequest, fit
 
     res = fit(
-        {
-            "config": cfg,
-            "model_dir": str(model_dir),
-            "examples": examples,
-            "template": template,
-            "checkpoint_dir": str(work / "ckpt"),
-            "resume_from": None,
-            "export_dir": str(work / "ours"),
-        },
+        FitRequest(
+            config=cfg,
+            model_dir=str(model_dir),
+            examples_dir=str(examples.path),
+            template=template,
+            checkpoint_dir=str(work / "ckpt"),
+            export_dir=str(work / "ours"),
+        ),
         lambda *_: None,
     )
     return {"tokens_per_s": res["tokens_per_s"], "step_s": res["step_time_s"], "padding": res["padding_fraction"]}
 
 
-def bare(cfg: dict, model_dir: Path, examples, tok, full_logits: bool) -> dict:
+def bare(cfg, model_dir: Path, examples, tok, full_logits: bool) -> dict:
     """The stage's batches, loss scaling, optimizer and scheduler in a plain loop: what Lightning adds is the rest."""
     import torch
 
@@ -211,15 +207,15 @@ def bare(cfg: dict, model_dir: Path, examples, tok, full_logits: bool) -> dict:
     from hala_exp.training.fit import _load_model
     from hala_exp.training.module import CausalLMModule, target_loss
 
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(cfg.seed)
     model = _load_model(str(model_dir), cfg).train()
     model.config.use_cache = False
     plan = BatchPlan(
-        examples.lengths(), examples.trainable_counts(), cfg["micro_batch_size"], packing=False,
-        max_length=cfg["max_length"], batching=cfg["batching"], seed=cfg["seed"],
+        examples.lengths(), examples.trainable_counts(), cfg.micro_batch_size, packing=False,
+        max_length=cfg.max_length, batching=cfg.batching, seed=cfg.seed,
     )  # fmt: skip
     loader = make_loader(examples, plan, 0, tok.pad_token_id, DataPosition())
-    module = CausalLMModule(model, cfg["optimizer"], plan.steps_per_epoch(), 1, 1, DataPosition())
+    module = CausalLMModule(model, cfg.optimizer, plan.steps_per_epoch(), 1, 1, DataPosition())
     optim = module.configure_optimizers()
     opt, sched = optim["optimizer"], optim["lr_scheduler"]["scheduler"]
     loss_fn = _full_logits_loss if full_logits else target_loss
@@ -228,7 +224,7 @@ def bare(cfg: dict, model_dir: Path, examples, tok, full_logits: bool) -> dict:
     for b in loader:
         loss_sum, _ = loss_fn(model, b)
         (loss_sum / b["window_tokens"]).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)

@@ -42,8 +42,8 @@ def report(facts: dict, setup: dict, runs: dict[str, list[float]], check: dict) 
     lines += [
         f"Model: {setup['model']}, fp32, torch threads {setup['threads']}; inputs: {n} Tatoeba English "
         f"sentences of {setup['words']} words, EN->French (outputs that end), prompt via the chat template, greedy, "
-        f"max_new_tokens={setup['max_new_tokens']}, batch {setup['batch']}. {setup['rounds']} interleaved rounds; "
-        "median (min–max). Every side's time includes loading the model.",
+        f"max_new_tokens={setup['max_new_tokens']}, batch {setup['batch']}. {setup['rounds']} interleaved rounds "
+        "after one unmeasured warm-up round; median (min–max). Every side's time includes loading the model.",
         "",
         "| side | wall s | sentences/s | output tokens/s | stage speed-up |",
         "|---|---:|---:|---:|---:|",
@@ -122,26 +122,28 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from hala_exp.core.schema import build
     from hala_exp.stages import translate as stage
-    from hala_exp.translation.config import BackendConfig
+    from hala_exp.translation.config import TranslateConfig
     from hala_exp.translation.engine import Translator
 
     words = range(3, 9)  # our choice: short sentences, whose translations end well inside the cap
     src = sentences(n, words)
     model_dir = str(args.model or smollm2_dir())
     # The same fixed greedy limit everywhere (ratio large: the stage's per-segment cap never binds).
-    backend = {
-        "max_new_tokens": args.max_new_tokens,
-        "max_new_tokens_ratio": 1000.0,
-        "dtype": "float32",
+    translate = {
+        "engine": {
+            "max_new_tokens": args.max_new_tokens,
+            "max_new_tokens_ratio": 1000.0,
+            "dtype": "float32",
+            "runtime": {"generate_batch_size": args.batch_size, "progress": False, "device": "cpu"},
+        },
         "gates": {"enabled": True},
-        "runtime": {"batch_size": args.batch_size, "progress": False, "device": "cpu"},
     }
     tr = Translator(
         model_dir,
         build(stage.PromptConfig, PROMPT, "prompt"),
         build(stage.LanguageConfig, LANGUAGE, "language"),
         "en-xx",
-        build(BackendConfig, backend, "translate"),
+        build(TranslateConfig, translate, "translate").engine,
     )
     prompts = [tr.encode(s) for s in src]  # the stage's own rendering and tokenisation: same ids on every side
     eos, pad = sorted(tr.eos_ids), tr.tokenizer.pad_token_id
@@ -159,7 +161,7 @@ def main() -> None:
             "source": {"sources": [{"name": "tatoeba", "adapter": "messages", "path": str(source), "fraction": 1.0}]},
             "prompt": PROMPT,
             "language": LANGUAGE,
-            "backend": backend,
+            "translate": translate,
         },
         "translate",
     )
@@ -192,7 +194,8 @@ def main() -> None:
         outputs[STAGE] = {"texts": texts, "kept": result.metrics["rows"], "rejects": _count(rejects.values())}
         return secs
 
-    runs = interleaved({STAGE: run_stage, RAW: lambda: run_raw(False), NAIVE: lambda: run_raw(True)}, rounds)
+    sides = {STAGE: run_stage, RAW: lambda: run_raw(False), NAIVE: lambda: run_raw(True)}
+    runs = interleaved(sides, rounds, warmup=1)
     raw_ids = outputs[RAW]
     raw_texts = {k: tr.decode(v) for k, v in raw_ids.items()}
     staged = outputs[STAGE]["texts"]

@@ -62,6 +62,9 @@ def test_spread_and_interleaving():
     out = common.interleaved({"a": lambda: calls.append("a") or 1.0, "b": lambda: calls.append("b") or 2.0}, 3)
     assert calls == ["a", "b", "b", "a", "a", "b"]  # one of each per round, the order rotating
     assert out == {"a": [1.0] * 3, "b": [2.0] * 3}
+    seen = iter(range(100))
+    out = common.interleaved({"a": lambda: next(seen), "b": lambda: next(seen)}, 2, warmup=1)
+    assert out == {"a": [3, 4], "b": [2, 5]}  # round 0 (values 0, 1) dropped; round 1 runs b first
 
 
 def test_pipeline_report_and_collect(tmp_path):
@@ -158,7 +161,7 @@ def test_scale_report():
         dict(jobs=4, wall_s=30.0, shards=[25, 25, 25, 25], segments=[1250, 1250, 1250, 1300], dup_shards=0,
              dup_segments=50, lost=0, identical=False),
     ]  # fmt: skip
-    tok = {"rows": 100_000, "tokens": 46_500_000, "today": 140.0, "note": None,
+    tok = {"rows": 100_000, "tokens": 46_500_000, "base": 140.0, "note": None,
            "paths": {"today's path": 140.0, "datasets.map, num_proc=2": 70.0}}  # fmt: skip
     setup = {"tokenizer": "T", "batch": 8, "jobs_rows": 100_000, "jobs_mode": "static shards"}
     text = scale.report(FACTS, setup, sizes, jobs, tok)

@@ -18,7 +18,7 @@ def _batch_and_model(architecture: str):
     lengths, prompts = [7, 12, 5, 9], [3, 8, 1, 4]
     ids = [torch.randint(10, len(tok), (n,), generator=g).tolist() for n in lengths]
     labels = [[IGNORE_INDEX] * p + s[p:] for s, p in zip(ids, prompts)]
-    batch = collate([[i] for i in range(4)], ids, labels, tok.pad_token_id, packing=False)
+    batch = collate([[(s, lab)] for s, lab in zip(ids, labels)], tok.pad_token_id, packing=False)
     return model, batch
 
 
