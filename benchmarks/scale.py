@@ -64,7 +64,7 @@ GOALS = {"peak_ratio": 1.5, "peak_1m_gb": 4.0, "peak_4_5m_gb": 8.0, "time_ratio"
 def report(facts: dict, setup: dict, sizes: list[dict], jobs: list[dict], tokenization: dict | None) -> str:
     """Markdown for one run. ``sizes``: per size rows, wall and per-phase seconds, memory peaks (bytes),
     disk bytes; ``jobs``: per job count, each job's shards/segments/wall, duplicates, lost, identical."""
-    lines = header("Scale: the data path from 10k to 1M rows", facts)
+    lines = header("Scale: the data path at growing sizes", facts)
     lines += [
         f"Synthetic Open-Orca-like English mix: questions {QUESTION_WORDS[0]}-{QUESTION_WORDS[1]} words, answers "
         f"{ANSWER_WORDS[0]}-{ANSWER_WORDS[1]} words (uniform), one of {len(SYSTEM_PROMPTS)} system prompts; "

@@ -165,7 +165,7 @@ def test_scale_report():
            "paths": {"today's path": 140.0, "datasets.map, num_proc=2": 70.0}}  # fmt: skip
     setup = {"tokenizer": "T", "batch": 8, "jobs_rows": 100_000, "jobs_mode": "static shards"}
     text = scale.report(FACTS, setup, sizes, jobs, tok)
-    _assert_header(text, "Scale: the data path from 10k to 1M rows")
+    _assert_header(text, "Scale: the data path at growing sizes")
     rows = _table_rows(text)
     assert rows[4] == ["1,000,000", "1200.0", "833", "600.0", "300.0", "300.0", "1200", "64", "1907"]
     assert "- Peak anonymous MB by phase at 10,000 rows: translate 400, tokenize 500, loader 300." in text
