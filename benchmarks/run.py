@@ -1,113 +1,92 @@
-"""Benchmark runner: start-up time and the embedded default's cold and warm wall time, measured side by
-side in one run; then gathers every benchmark section from benchmarks/results/ into benchmarks/RESULTS.md.
+"""Pipeline start-up and the embedded default's cold and warm wall time; then gathers every section under
+benchmarks/results/ into benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/run.py            # measure the pipeline (cold run takes a few minutes)
-    .venv/bin/python benchmarks/run.py --collect  # only rebuild RESULTS.md from benchmarks/results/*.md
+    .venv/bin/python benchmarks/run.py             # measure the pipeline: 5 rounds, each a cold run (minutes)
+    .venv/bin/python benchmarks/run.py --collect   # only rebuild RESULTS.md from benchmarks/results/*.md
+
+A round is: a dry run, a cold run in a fresh output directory, a warm rerun of it; each figure is the
+median (min-max) over the rounds. Each wall time includes process start-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, ROOT, Spread, finish, header, run_facts, write_result  # noqa: E402
+
+DRY = "`python -m hala_exp +experiment=hala_1.2b --cfg job --resolve` (dry run)"
+COLD = "`python -m hala_exp` cold (empty cache, every stage runs)"
+WARM = "`python -m hala_exp` warm (every stage cached)"
+GOALS = {DRY: "<= 1.5 s", COLD: "<= 300 s", WARM: "-"}  # our goals (README), not the paper's
+PREAMBLE = [
+    "# Benchmark results",
+    "",
+    "Written by `benchmarks/run.py --collect` from the files in `benchmarks/results/`, each written whole by",
+    "the script its header names; nothing here is edited by hand. Compare ratios measured in one run:",
+    "absolute times move with the machine's load, which each header records.",
+    "",
+]
 
 
-def machine_info() -> str:
-    from importlib import metadata
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kib = int(
-            next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1]
-        )
-        mem = f", {kib / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration):
-        pass
-    versions = ", ".join(
-        f"{p} {metadata.version(p)}" for p in ("torch", "transformers", "hydra-core", "pytorch-lightning")
-    )
-    return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}; {versions}"
+def report(facts: dict, times: dict[str, list[float]]) -> str:
+    lines = header("Pipeline start-up and the embedded default", facts)
+    lines += [
+        f"{len(next(iter(times.values())))} interleaved rounds; median (min–max) wall seconds, process start-up "
+        "included, W&B offline.",
+        "",
+        "| what | wall time (s) | goal |",
+        "|---|---:|---|",
+        *[f"| {what} | {Spread.of(t).fmt()} | {GOALS.get(what, '-')} |" for what, t in times.items()],
+    ]
+    if COLD in times and WARM in times:
+        lines += ["", f"Warm / cold (medians): {Spread.of(times[WARM]).median / Spread.of(times[COLD]).median:.3f}."]
+    return "\n".join(lines) + "\n"
 
 
-def timed(cmd: list[str], env: dict) -> float:
+def _timed(cmd: list[str], env: dict) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
-def measure(repeats: int) -> str:
-    with tempfile.TemporaryDirectory() as out:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-        app = [sys.executable, "-m", "hala_exp", f"paths.output_dir={out}"]
-        dry = [timed([*app, "+experiment=hala_1.2b", "--cfg", "job", "--resolve"], env) for _ in range(repeats)]
-        cold = timed(app, env)
-        warm = [timed(app, env) for _ in range(repeats)]
-    rows = [
-        (
-            "`python -m hala_exp +experiment=hala_1.2b --cfg job --resolve` (dry run)",
-            statistics.median(dry),
-            "<= 1.5 s",
-        ),
-        ("`python -m hala_exp` cold (empty cache, every stage runs)", cold, "<= 300 s"),
-        ("`python -m hala_exp` warm (every stage cached)", statistics.median(warm), "-"),
-    ]
-    lines = [
-        "## Pipeline start-up and the embedded default",
-        "",
-        f"Command: `.venv/bin/python benchmarks/run.py` ({time.strftime('%Y-%m-%d')}); medians of {repeats} "
-        "runs where repeated; W&B offline.",
-        f"Machine: {machine_info()}",
-        "",
-        "| what | wall time (s) | goal |",
-        "|---|---:|---|",
-    ]
-    lines += [f"| {name} | {secs:.2f} | {goal} |" for name, secs, goal in rows]
-    lines += ["", f"Warm / cold: {statistics.median(warm) / cold:.3f}."]
-    return "\n".join(lines) + "\n"
+def measure(rounds: int) -> dict[str, list[float]]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "offline"}
+    times: dict[str, list[float]] = {DRY: [], COLD: [], WARM: []}
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as out:
+            app = [sys.executable, "-m", "hala_exp", f"paths.output_dir={out}"]
+            times[DRY].append(_timed([*app, "+experiment=hala_1.2b", "--cfg", "job", "--resolve"], env))
+            times[COLD].append(_timed(app, env))
+            times[WARM].append(_timed(app, env))
+    return times
 
 
-def collect() -> None:
-    sections = sorted(RESULTS.glob("*.md"), key=lambda p: (p.stem != "pipeline", p.stem))
-    text = [
-        "# Benchmark results",
-        "",
-        "Every figure below was produced by the command named in its section, on the machine it names.",
-        "Run-to-run noise on these 2-core machines is about ±10 %: compare ratios measured in one run.",
-        "",
-    ]
-    # Each section is a level-2 heading under this page's title, whatever its file uses.
-    text += [re.sub(r"^# ", "## ", p.read_text().strip(), count=1) + "\n" for p in sections]
-    (ROOT / "benchmarks" / "RESULTS.md").write_text("\n".join(text))
+def collect(sections: list[Path]) -> str:
+    """RESULTS.md: the pipeline section first, then the others by name, each demoted under this page's title."""
+    ordered = sorted(sections, key=lambda p: (p.stem != "pipeline", p.stem))
+    body = [re.sub(r"^# ", "## ", p.read_text(encoding="utf-8").strip(), count=1) + "\n" for p in ordered]
+    return "\n".join(PREAMBLE + body)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collect", action="store_true", help="only rebuild RESULTS.md")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if not args.collect:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "pipeline.md").write_text(measure(args.repeats))
-    collect()
-    print((ROOT / "benchmarks" / "RESULTS.md").read_text())
+        facts = run_facts("run.py")
+        write_result("pipeline.md", report(finish(facts), measure(args.rounds)))
+    text = collect(list(RESULTS.glob("*.md")))
+    (ROOT / "benchmarks" / "RESULTS.md").write_text(text, encoding="utf-8")
+    print(text)
 
 
 if __name__ == "__main__":

