@@ -53,7 +53,9 @@ class CausalLMModule(pl.LightningModule):
         self, model, optim: OptimizerConfig, total_steps: int, accumulate: int, world_size: int, position: DataPosition
     ):
         super().__init__()
-        self.model = model
+        # from_pretrained returns a model in eval mode and Lightning keeps the modes it finds: train mode makes
+        # dropout (where a model has it) act during SFT. LFM2 has none, so its results do not change.
+        self.model = model.train()
         self.optim, self.total_steps = optim, total_steps
         self.loss_scale = accumulate * world_size  # undo Lightning's /accumulate and DDP's mean over ranks
         self.position = position
