@@ -23,6 +23,11 @@ def test_embedded_local_task_scores_tiny_model(tmp_path, tiny_lfm2_dir):
     assert acc == pytest.approx(100 * sum(i["metrics"]["acc_norm"] for i in items) / 12)
     golds = {i["gold_index"] for i in items}
     assert golds <= {0, 1, 2, 3} and len(golds) > 1  # answers A-D were mapped, not all to one letter
+    # lighteval turns autograd off process-wide; the stage must hand the process back as it found it, or the
+    # next training stage in the same process (a sweep's next job) trains nothing
+    import torch
+
+    assert torch.is_grad_enabled()
 
 
 def test_shared_data_variants_run_through_lighteval(tmp_path, tiny_lfm2_dir, shared_data):

@@ -55,7 +55,12 @@ def test_default_plan_trains_the_teacher_before_quantising_it(tmp_path):
 
 
 def test_paper_translator_quantises_its_hub_teacher_directly(tmp_path):
-    overrides = [f"paths.output_dir={tmp_path}", "translator=command_a_lfm2_1.2b", "pipeline.stages=[teacher,quantize]"]
+    overrides = [
+        f"paths.output_dir={tmp_path}",
+        "translator=command_a_lfm2_1.2b",
+        "pipeline=hala",
+        "pipeline.stages=[teacher,quantize]",
+    ]
     steps = Pipeline.from_config(compose_cfg(overrides), group="t").steps
     assert steps["quantize"].inputs == {"model": "teacher"}
     assert "train_teacher" not in steps

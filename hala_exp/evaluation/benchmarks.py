@@ -186,9 +186,13 @@ def resolve_tasks(cfg: BenchmarksConfig, work_dir: Path, where: str = "eval.benc
 
 
 def run_benchmarks(model_dir: str, cfg: BenchmarksConfig, work_dir: Path) -> BenchmarkResults:
+    import torch
+
     work_dir.mkdir(parents=True, exist_ok=True)
     all_local = all(name.split(":")[0] in cfg.local for _, _, name, _ in cfg.task_list())
-    with _offline(all_local):
+    # lighteval switches autograd off for the whole process (at import and per model): a later stage in the same
+    # process (the next sweep job's train) would then train nothing. Its inference runs under no_grad anyway.
+    with _offline(all_local), torch.set_grad_enabled(torch.is_grad_enabled()):
         tasks, rejects = resolve_tasks(cfg, work_dir)
         from lighteval.logging.evaluation_tracker import EvaluationTracker
         from lighteval.models.transformers.transformers_model import TransformersModelConfig
