@@ -270,7 +270,7 @@ class _Work:
         tr, cache = self._engine()
         cache.refresh()  # segments other jobs generated meanwhile
         units = {k: self._rows(k * size, min((k + 1) * size, len(self.source))) for k in shards}
-        limit = cfg.translate.max_row_chars
+        limit = cfg.source.max_chars  # the one row limit (rows fed directly skip build_mix's check)
         too_long = {row["id"] for rows in units.values() for row in rows if _row_problem(row, limit) == "too_long"}
         texts = list(
             dict.fromkeys(

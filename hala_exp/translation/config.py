@@ -1,7 +1,7 @@
 """Typed schemas of the translation config groups: ``translator.prompt``, ``language`` and ``translate``.
 
 ``translate`` is split by owner: ``translate.engine`` (``EngineConfig``: backend, dtype, limits, parallelism)
-is what other stages may borrow; the rest (``TranslateConfig``: row limit, spans, gates, shards, prices,
+is what other stages may borrow; the rest (``TranslateConfig``: spans, gates, shards, prices,
 job sharing) belongs to the translate stage alone. Fields marked ``NOT_FINGERPRINTED`` (runtime knobs, the
 price) change speed, cost estimates or who does the work, never a translation.
 """
@@ -181,11 +181,11 @@ class CorpusRuntime:
 @dataclass
 class TranslateConfig:
     """The ``translate`` config group, owned by the translate stage: the engine plus what only a corpus
-    translation needs (row limit, protected spans, gates, shards, cost, job sharing)."""
+    translation needs (protected spans, gates, shards, cost, job sharing). The row limit is the mix's
+    ``max_chars`` (``hala_exp.data.messages``): one limit, applied where rows are read."""
 
     engine: EngineConfig = field(default_factory=EngineConfig)
     shard_size: int = 256  # rows per output shard: the unit of exactly-once work (defines the artifact's layout)
-    max_row_chars: int = 100_000  # longer rows are quarantined as too_long
     price_per_device_hour_usd: float = field(default=0.0, metadata=NOT_FINGERPRINTED)  # the ledger's estimate
     protect: ProtectConfig = field(default_factory=ProtectConfig)
     gates: GateConfig = field(default_factory=GateConfig)
