@@ -68,31 +68,25 @@ def test_truncation_is_counted(tiny):
 
     root, model_dir, data = tiny
     tok = load_tokenizer(str(model_dir))
-    ex = prepare_examples(
-        str(data),
-        tok,
-        resolve_template(tok, None),
-        masking="assistant_turns",
-        max_length=64,
-        too_long="truncate",
-        end_of_turn=None,
-        cache_dir=root / "tok_cache",
-        quarantine_path=None,
-    )
+
+    def prepare():
+        return prepare_examples(
+            str(data),
+            tok,
+            resolve_template(tok, None),
+            masking="assistant_turns",
+            max_length=64,
+            too_long="truncate",
+            end_of_turn=None,
+            cache_dir=root / "tok_cache",
+            quarantine_path=None,
+        )
+
+    ex = prepare()
     assert ex.lengths().max() <= 64 and ex.lengths().dtype.kind == "i"
     # the long chat's answer is cut away entirely: truncated, then dropped for having no trainable token
     assert ex.counts["truncated"] >= 1 and ex.counts["dropped/no_trainable_tokens"] >= 1
-    again = prepare_examples(
-        str(data),
-        tok,
-        resolve_template(tok, None),
-        masking="assistant_turns",
-        max_length=64,
-        too_long="truncate",
-        end_of_turn=None,
-        cache_dir=root / "tok_cache",
-        quarantine_path=None,
-    )
+    again = prepare()
     assert again.dataset["input_ids"][:] == ex.dataset["input_ids"][:] and again.counts == ex.counts
     assert len([p for p in (root / "tok_cache").iterdir()]) == 1  # the second call hit the cache
 
