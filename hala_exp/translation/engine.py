@@ -84,13 +84,17 @@ class Translator:
             cache,
             ledger,
         )
+        keys = list(
+            dict.fromkeys(self.key(x.text) for t, p in prepared.items() if t not in heavy for x in p.pieces if x.translate)
+        )
+        decoded = dict(zip(keys, self.decode_many([cache.get(k) for k in keys])))
         out = []
         for t in texts:
             p = prepared[t]
             if t in heavy:
                 out.append(Translation(t, p.protected.text, None, None, p.protected.spans, "code_heavy"))
                 continue
-            pieces = [self.decode(cache.get(self.key(x.text))) if x.translate else x.text for x in p.pieces]
+            pieces = [decoded[self.key(x.text)] if x.translate else x.text for x in p.pieces]
             marked = segments.join(pieces)
             restored = spans.restore(marked, p.protected.spans)
             out.append(Translation(t, p.protected.text, marked, restored, p.protected.spans))
@@ -118,10 +122,19 @@ class Translator:
 
     def encode(self, segment: str) -> list[int]:
         # A chat template writes its own special tokens; a plain prompt gets the tokenizer's (e.g. BOS).
-        return self.tokenizer(self.render(segment), add_special_tokens=not self.prompt.chat_template)["input_ids"]
+        return self._token_ids([self.render(segment)], special=not self.prompt.chat_template)[0]
+
+    def _token_ids(self, texts: list[str], special: bool) -> list[list[int]]:
+        """Token ids of many texts in one batched call (the Rust tokenizer's threads, no per-call overhead)."""
+        if not texts:
+            return []
+        return self.tokenizer(texts, add_special_tokens=special)["input_ids"]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def decode_many(self, ids: list[list[int]]) -> list[str]:
+        return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)] if ids else []
 
     # ------------------------------------------------------------ generation
     def _generate_missing(self, segment_texts: Iterable[str], cache, ledger: Ledger) -> None:
@@ -139,11 +152,13 @@ class Translator:
                 todo[k] = text
         if not todo:
             return
-        requests = []
-        for k, text in todo.items():
-            n = self.count_tokens(text)
-            limit = min(self.cfg.max_new_tokens, math.ceil(self.cfg.max_new_tokens_ratio * n) + 16)
-            requests.append(Request(k, self.encode(text), limit))
+        texts = list(todo.values())
+        counts = [len(ids) for ids in self._token_ids(texts, special=False)]
+        prompts = self._token_ids([self.render(t) for t in texts], special=not self.prompt.chat_template)
+        requests = [
+            Request(k, ids, min(self.cfg.max_new_tokens, math.ceil(self.cfg.max_new_tokens_ratio * n) + 16))
+            for k, ids, n in zip(todo, prompts, counts)
+        ]
         backend = self.backend()
         bar = _Progress(len(requests), self.cfg.runtime.progress, self.cfg.runtime.log_every_s)
         last = [time.perf_counter()]

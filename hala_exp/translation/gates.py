@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -33,11 +34,13 @@ def char_script(ch: str) -> str:
 
 def script_ratio(text: str, script: str) -> float | None:
     """Share of letters in ``script``; None when the text has no letters."""
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return None
-    want = script.upper()
-    return sum(char_script(c) == want for c in letters) / len(letters)
+    # Per distinct character (a text has a few dozen), not per character: this runs on every translated turn.
+    want, letters, hits = script.upper(), 0, 0
+    for ch, n in Counter(text).items():
+        if ch.isalpha():
+            letters += n
+            hits += n if char_script(ch) == want else 0
+    return hits / letters if letters else None
 
 
 def longest_loop(text: str) -> int:
@@ -62,7 +65,7 @@ def check(
     if not cfg.enabled:
         return None
     src, out = _norm(source), _norm(output)
-    src_letters = sum(c.isalpha() for c in src)
+    src_letters = sum(n for ch, n in Counter(src).items() if ch.isalpha())
     if not out:
         return "empty" if src else None
     if cfg.refusal:

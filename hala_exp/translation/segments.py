@@ -74,7 +74,7 @@ def _split_block(block: str, count_tokens, budget: int, out: list[Piece], level:
     out.append(Piece(lead, False))
     if not has_letters(core):
         out.append(Piece(core, False))
-    elif count_tokens(core) <= budget or level >= 3:
+    elif _fits(core, count_tokens, budget) or level >= 3:
         out.append(Piece(core, True))
     else:
         parts = _cut(core, (_LINE_BREAK, _SENTENCE_END, _WORD_BREAK)[level])
@@ -82,6 +82,13 @@ def _split_block(block: str, count_tokens, budget: int, out: list[Piece], level:
             _split_block(chunk, count_tokens, budget, out, level + 1)
             out.append(Piece(sep, False))
     out.append(Piece(trail, False))
+
+
+def _fits(text: str, count_tokens, budget: int) -> bool:
+    # A tokenizer makes at most one token per UTF-8 byte, plus one (a word-start piece): most blocks are decided
+    # without tokenizing them, and the decision is the exact count's whenever the bound fits. (A normalizer that
+    # expands characters, NFKC on a ligature, can beat the bound: that segment then runs a little over budget.)
+    return len(text.encode("utf-8")) + 1 <= budget or count_tokens(text) <= budget
 
 
 def _cut(text: str, boundary: re.Pattern) -> list[str]:
