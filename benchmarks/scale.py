@@ -218,16 +218,14 @@ class StandInBackend:
     def generate(self, requests, on_done) -> None:
         from hala_exp.translation.backends import Generation
 
-        gens = []
-        for r in requests:
-            prompt = self.tok.decode(r.prompt_ids, skip_special_tokens=False)
+        outputs = []
+        for prompt in self.tok.batch_decode([r.prompt_ids for r in requests], skip_special_tokens=False):
             m = self._SEGMENT.search(prompt)
-            segment = m.group(1) if m else ""
-            out = self.marker.sub(lambda x: f" {x.group(0)} ", segment)
-            words = [w if self.marker.fullmatch(w) else _arabic(w) for w in out.split()]
-            ids = self.tok(" ".join(words), add_special_tokens=False)["input_ids"][: r.max_new_tokens]
-            gens.append(Generation(r.key, ids, len(r.prompt_ids)))
-            self.generated.append(r.key)
+            out = self.marker.sub(lambda x: f" {x.group(0)} ", m.group(1) if m else "")
+            outputs.append(" ".join(w if self.marker.fullmatch(w) else _arabic(w) for w in out.split()))
+        ids = self.tok(outputs, add_special_tokens=False)["input_ids"] if outputs else []
+        gens = [Generation(r.key, t[: r.max_new_tokens], len(r.prompt_ids)) for r, t in zip(requests, ids)]
+        self.generated += [r.key for r in requests]
         on_done(gens)
         if self.log_path:
             with open(self.log_path, "a", encoding="utf-8") as fh:

@@ -108,11 +108,11 @@ def test_crash_inside_loop_then_rerun_yields_each_row_once(model_dir, tmp_path, 
     rows = make_rows(9)
     cfg = stage_config(window_shards=1)  # shard_size 3: three windows of one shard
     ctx = context(cfg, model_dir, tmp_path / "out")
-    install_fake(monkeypatch, crash_after=3)  # a window is 7 segments = 2 batches: the second window crashes
+    install_fake(monkeypatch, crash_after=3)  # a segment window is 3 segments = 1 batch: the fourth crashes
     with pytest.raises(RuntimeError, match="simulated crash"):
         stage.translate_rows(ctx, rows, [])
-    assert (ctx.out_dir / "shards/part-000000/meta.json").exists()
-    assert not (ctx.out_dir / "shards/part-000001/meta.json").exists() and not (ctx.out_dir / "data.jsonl").exists()
+    assert (ctx.out_dir / "plan-done/seg-000002").exists() and not (ctx.out_dir / "plan-done/seg-000003").exists()
+    assert not list(ctx.out_dir.glob("shards/part-*")) and not (ctx.out_dir / "data.jsonl").exists()
     before = list(FakeBackend.generated)
     assert before, "the crashed attempt generated some segments"
     install_fake(monkeypatch)
@@ -135,13 +135,13 @@ def test_kill_9_mid_run_then_rerun_yields_each_row_once(model_dir, tmp_path, mon
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     deadline = time.time() + 120
-    while not (out_dir / "shards/part-000001/meta.json").exists():
+    while not (out_dir / "plan-done/seg-000002").exists():
         assert proc.poll() is None, "the worker ended before it could be killed"
-        assert time.time() < deadline, "no shard appeared"
+        assert time.time() < deadline, "no segment shard appeared"
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (out_dir / "shards/part-000007/meta.json").exists(), "killed before the end"
+    assert not (out_dir / "data.jsonl").exists(), "killed before the end"
     install_fake(monkeypatch)
     stage.translate_rows(context(stage_config(window_shards=1), model_dir, out_dir), make_rows(24), [])
     _ids_once(out_dir, {f"r{i}" for i in range(24)})
@@ -160,9 +160,10 @@ def test_a_job_leaves_shards_leased_by_a_live_job_and_reports_pending(model_dir,
             stage.translate_rows(context(stage_config(), model_dir, out), rows, [])
     assert sorted(p.name for p in out.glob("shards/part-*")) == ["part-000000", "part-000002"]
     first = len(FakeBackend.generated)
+    assert first and len(set(FakeBackend.generated)) == first, "every distinct segment generated once, up front"
     stage.translate_rows(context(stage_config(), model_dir, out), rows, [])  # the holder let go: finish and assemble
     _ids_once(out, {r["id"] for r in rows})
-    assert len(FakeBackend.generated) > first and len(FakeBackend.generated) == len(set(FakeBackend.generated))
+    assert len(FakeBackend.generated) == first, "the held rows' segments were already generated: nothing twice"
 
 
 def test_arabic_to_english(model_dir, tmp_path, monkeypatch):

@@ -5,14 +5,19 @@ Every turn is translated with roles and order kept; the original turns stay unde
 byte-exact; long turns are segmented; rows that fail span restoration or a quality gate are rejected with
 their reason into ``rejects.jsonl``.
 
-The source mix is built memory-mapped into ``source/`` (``data.mixes.build_mix``) and cut into shards of
-``translate.shard_size`` rows; shards are translated window by window (``runtime.window_shards`` at a time,
-one engine for the whole job) and each is committed as it finishes (``translation/shards.py``), so memory is
-bounded by the window. Any number of jobs may run this stage in one directory at once: each takes whichever
-shard has no live lease (``translation/leases.py``), so every shard is translated once; a killed job's
-shards are taken over once its leases go stale. The job that finds every shard done assembles
-``data.jsonl``/``rejects.jsonl`` and the Arrow file ``data.arrow``; the others report pending (or, when
-another job is assembling, wait for it).
+The source mix is built memory-mapped into ``source/`` (``data.mixes.build_mix``). Then, in three passes:
+
+1. one job plans: every distinct segment of the rows to translate, on disk (``translation/plan.py``);
+2. the plan is cut into segment shards of ``translate.shard_size`` segments, generated window by window
+   (``runtime.window_shards`` at a time, one engine for the whole job) into the segment cache;
+3. the rows are cut into row shards of ``shard_size`` rows, rebuilt from the cache, gated, and each committed
+   as it finishes (``translation/shards.py``).
+
+Memory is bounded by the window. Any number of jobs may run this stage in one directory at once: each takes
+whichever shard has no live lease (``translation/leases.py``), so every distinct segment is generated once and
+every row shard is written once, whichever job does it; a killed job's shards are taken over once its leases
+go stale. The job that finds every row shard done assembles ``data.jsonl``/``rejects.jsonl`` and the Arrow
+file ``data.arrow``; the others report pending (or, when another job is assembling, wait for it).
 """
 
 from __future__ import annotations
@@ -40,10 +45,12 @@ log = logging.getLogger(__name__)
 
 VERSIONS = ("transformers", "tokenizers", "torch", "vllm")
 # 2: shards are lease-claimed directories with hashes (shards/part-k/), segments in sqlite, data.arrow added.
-FORMAT_VERSION = 2  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
+# 3: segments generated from a plan of distinct segments first; ledger cached_segments counts repeats too.
+FORMAT_VERSION = 3  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 CONCURRENT = True  # jobs share the directory and split the shards by leases
 ASSEMBLY = "assemble"  # the lease of the job writing the final output
 SOURCE = "source"  # the lease of the job building the source mix
+PLAN = "plan"  # the lease of the job building the segment plan
 
 
 @dataclass
@@ -149,6 +156,8 @@ def translate_dataset(ctx: StageContext, get_source) -> StageResult:
         log.info("translate: %d rows in %d shards of %d (job %s)", len(source), n_shards, size, owner)
         work = _Work(ctx, source, store, leases, owner)
         try:
+            plan = work.plan_ = work.plan()
+            work.generate_plan(plan)  # every distinct segment once, whichever job; then rows only read the cache
             while True:
                 _check_done_shards(store, n_shards)
                 work.take_and_translate(n_shards)
@@ -157,7 +166,7 @@ def translate_dataset(ctx: StageContext, get_source) -> StageResult:
                     if not leases.acquire(ASSEMBLY):
                         return _wait_for_assembly(ctx, leases)
                     try:
-                        return _assemble(ctx, store, n_shards, input_rejects, per_source, work.devices)
+                        return _assemble(ctx, store, plan, n_shards, input_rejects, per_source, work.devices)
                     except CorruptShard as e:
                         store.set_aside(e.k, str(e))
                         continue  # redo it, then assemble again
@@ -212,6 +221,7 @@ class _Work:
             owner,
         )
         self.translator: Translator | None = None
+        self.plan_ = None  # the segment plan once open
         self.cache: SegmentCache | None = None
 
     @property
@@ -258,6 +268,66 @@ class _Work:
             self.cache = SegmentCache(self.ctx.out_dir / "segments", self.owner)
         return self.translator, self.cache
 
+    # ------------------------------------------------------------ segments: the plan, then its shards
+    def plan(self):
+        """The stage's segment plan (``translation/plan.py``), built by one job from every row this stage
+        translates (too-long rows and code-heavy turns excluded, as in ``_translate_window``)."""
+        from hala_exp.translation import plan
+
+        tr, _ = self._engine()
+        size, limit = self.cfg.translate.shard_size, self.cfg.source.max_chars
+
+        def segment_lists():
+            for start in range(0, len(self.source), size):
+                for row in self._rows(start, min(start + size, len(self.source))):
+                    if _row_problem(row, limit) == "too_long":
+                        continue
+                    for m in row["messages"]:
+                        yield [(tr.key(x), x) for x in tr.segments_of(m["content"])]
+
+        return plan.open_or_build(self.ctx.out_dir, self.leases, PLAN, segment_lists, self.owner)
+
+    def generate_plan(self, plan) -> None:
+        """Claim free segment shards window by window until every one is done (a job that finds the rest held
+        by live jobs waits for them: the row shards need every segment; a dead job's shards go stale and are
+        taken over on a later pass)."""
+        from hala_exp.translation.plan import DoneMarkers
+
+        size, rt = self.cfg.translate.shard_size, self.cfg.translate.runtime
+        n, markers = -(-plan.segments // size), DoneMarkers(self.ctx.out_dir)
+        while True:
+            window: list[int] = []
+            for k in range(n):
+                if markers.done(k) or not self.leases.acquire(f"seg-{k:06d}"):
+                    continue
+                if markers.done(k):  # finished between our look and our claim
+                    self.leases.release(f"seg-{k:06d}")
+                    continue
+                window.append(k)
+                if len(window) == rt.window_shards:
+                    self._segment_window(plan, window, markers)
+                    window = []
+            if window:
+                self._segment_window(plan, window, markers)
+            if all(markers.done(k) for k in range(n)):
+                return
+            time.sleep(min(1.0, self.leases.heartbeat_s))
+
+    def _segment_window(self, plan, shards: list[int], markers) -> None:
+        size = self.cfg.translate.shard_size
+        try:
+            tr, cache = self._engine()
+            cache.refresh()  # a rerun reuses what earlier attempts generated
+            texts = {k: plan.texts(k * size, min((k + 1) * size, plan.segments)) for k in shards}
+            spent = tr.generate((t for shard in texts.values() for t in shard), cache)
+            total = max(sum(len(t) for t in texts.values()), 1)
+            for k in shards:  # reuse of the cache, split over the window's shards by segments
+                markers.mark(k, {"cached_segments": spent.cached_segments * len(texts[k]) / total})
+        finally:
+            for k in shards:
+                self.leases.release(f"seg-{k:06d}")
+
+    # ------------------------------------------------------------ rows
     def _rows(self, start: int, stop: int) -> list[dict]:
         # Without the null extras of sources that have none (a parallel column in a mixed mix).
         return [{k: v for k, v in row.items() if v is not None} for row in self.source.select(range(start, stop))]
@@ -281,9 +351,8 @@ class _Work:
                 for m in row["messages"]
             )
         )
-        results, spent = tr.translate(texts, cache)
+        results, _ = tr.translate(texts, cache)  # every segment is in the cache: generate_plan ran first
         by_text = dict(zip(texts, results))
-        n_rows = sum(len(r) for r in units.values())
         script = target_script(cfg.direction, cfg.language)
         key = original_key(cfg)
         for k, rows in units.items():
@@ -325,26 +394,37 @@ class _Work:
                             "row": row,
                         }
                     )
-            # Reuse of the segment cache, split over the window's shards by rows (cost lives in the cache).
-            cached = spent.cached_segments * len(rows) / max(n_rows, 1)
-            self.store.commit(k, good, bad, {"cached_segments": cached, "owner": self.owner})
+            self.store.commit(k, good, bad, {"owner": self.owner})
 
     def close(self) -> None:
+        if self.plan_ is not None:
+            self.plan_.close()
         if self.translator is not None:
             self.translator.close()
         if self.cache is not None:
             self.cache.close()
 
 
-def _assemble(ctx: StageContext, store, n_shards: int, input_rejects: list[dict], per_source, devices) -> StageResult:
+def _assemble(
+    ctx: StageContext, store, plan, n_shards: int, input_rejects: list[dict], per_source, devices
+) -> StageResult:
     """Stream the shards into the outputs (each row once, checked by id) and sum the ledger of attempts."""
     from hala_exp.core.store import atomic_write_text
     from hala_exp.translation.cache import total_spent
+    from hala_exp.translation.plan import DoneMarkers
 
     cfg: Config = ctx.config
     out = ctx.out_dir
     ledger = total_spent(out / "segments")
-    ledger.rows, ledger.cached_segments = 0, 0
+    markers = DoneMarkers(out)
+    size = cfg.translate.shard_size
+    # Segments not generated: repeats of a planned segment, plus planned ones an earlier attempt had cached.
+    ledger.rows = 0
+    ledger.cached_segments = round(
+        plan.occurrences
+        - plan.segments
+        + sum(markers.facts(k).get("cached_segments", 0) for k in range(-(-plan.segments // size)))
+    )
     seen: set[str] = set()
     reasons: Counter = Counter()
     out_sources: Counter = Counter()
@@ -358,7 +438,6 @@ def _assemble(ctx: StageContext, store, n_shards: int, input_rejects: list[dict]
             for k in range(n_shards):
                 meta = store.meta(k)
                 ledger.rows += meta["rows"] + meta["rejected"]  # rows processed, kept or rejected
-                ledger.cached_segments += meta.get("cached_segments", 0)
                 for line in store.lines(k, "rows.jsonl"):
                     row = json.loads(line)
                     _once(row["id"], seen, store.dir)

@@ -64,6 +64,7 @@ class Translator:
         self.tokenizer = load_tokenizer(model, trust_remote_code=engine.trust_remote_code)
         self.eos_ids = _eos_ids(model, self.tokenizer)
         self._backend = None
+        self._prepared: dict[str, Prepared] = {}  # a bounded memo of ``prepare`` (least recent out first)
         self._starts_seen = (0, 0.0)  # backend start-ups already in a ledger
 
     # ------------------------------------------------------------ the one call
@@ -71,22 +72,15 @@ class Translator:
         """Translations of ``texts`` (input order) and what this call spent. Generated segments go to
         ``cache`` batch by batch (with their cost), so a call killed half-way keeps them."""
         ledger = Ledger()
-        prepared: dict[str, Prepared] = {}
-        for t in texts:
-            if t not in prepared:
-                prepared[t] = self.prepare(t)
-        limit = self.protect.max_protected_ratio
-        heavy = {
-            t for t, p in prepared.items() if limit is not None and t and p.protected.protected_chars / len(t) > limit
-        }
+        prepared = {t: self.prepare(t) for t in dict.fromkeys(texts)}
+        heavy = {t for t, p in prepared.items() if self._heavy(t, p)}
         self._generate_missing(
             (piece.text for t, p in prepared.items() if t not in heavy for piece in p.pieces if piece.translate),
             cache,
             ledger,
         )
-        keys = list(
-            dict.fromkeys(self.key(x.text) for t, p in prepared.items() if t not in heavy for x in p.pieces if x.translate)
-        )
+        wanted = (x.text for t, p in prepared.items() if t not in heavy for x in p.pieces if x.translate)
+        keys = list(dict.fromkeys(self.key(text) for text in wanted))
         decoded = dict(zip(keys, self.decode_many([cache.get(k) for k in keys])))
         out = []
         for t in texts:
@@ -100,11 +94,34 @@ class Translator:
             out.append(Translation(t, p.protected.text, marked, restored, p.protected.spans))
         return out, ledger
 
+    def segments_of(self, text: str) -> list[str]:
+        """The segments ``translate`` would generate for ``text`` (none for a code-heavy text): the plan's input."""
+        p = self.prepare(text)
+        return [] if self._heavy(text, p) else [x.text for x in p.pieces if x.translate]
+
+    def generate(self, segment_texts: Iterable[str], cache) -> Ledger:
+        """Generate the segments ``cache`` lacks (each distinct text once); what it spent."""
+        ledger = Ledger()
+        self._generate_missing(segment_texts, cache, ledger)
+        return ledger
+
     # ------------------------------------------------------------ text -> segments
+    def _heavy(self, text: str, p: Prepared) -> bool:
+        limit = self.protect.max_protected_ratio
+        return limit is not None and bool(text) and p.protected.protected_chars / len(text) > limit
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prepare(self, text: str) -> Prepared:
+        # Texts repeat across rows (system prompts, boilerplate): recent ones are prepared once.
+        hit = self._prepared.pop(text, None) or self._prepare(text)
+        self._prepared[text] = hit  # most recent last
+        if len(self._prepared) > 4096:
+            del self._prepared[next(iter(self._prepared))]
+        return hit
+
+    def _prepare(self, text: str) -> Prepared:
         protected = spans.protect(text, self.protect.kinds) if self.protect.enabled else spans.Protected(text, [])
         pieces = segments.split(protected.text, self.count_tokens, self.cfg.max_segment_tokens)
         return Prepared(protected, pieces)
@@ -204,6 +221,7 @@ class Translator:
         if close is not None:
             close()
         self._backend = None
+        self._prepared: dict[str, Prepared] = {}  # a bounded memo of ``prepare`` (least recent out first)
         self._starts_seen = (0, 0.0)
 
     @property
