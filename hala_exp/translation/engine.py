@@ -221,7 +221,6 @@ class Translator:
         if close is not None:
             close()
         self._backend = None
-        self._prepared: dict[str, Prepared] = {}  # a bounded memo of ``prepare`` (least recent out first)
         self._starts_seen = (0, 0.0)
 
     @property
