@@ -155,12 +155,16 @@ def _build_entry(entry: Path, data_path, tokenizer, template: str, settings: dic
     counts["rows"] += len(rejects)  # lines that never became rows (not JSON objects)
     rejects += _quarantined_rows(dataset, str(data_path))
     dataset = dataset.filter(
-        _is_kept, input_columns="status", batched=True, cache_file_name=str(partial / "work" / "kept.arrow")
+        _is_kept,
+        input_columns="status",
+        batched=True,
+        num_proc=num_proc if num_proc > 1 else None,  # every serial step caps what more processes can gain
+        cache_file_name=str(partial / "work" / "kept.arrow"),
     ).select_columns(["id", "input_ids", "labels", "length", "trainable"])
     for q in rejects:
         key = f"quarantined/{q.reason.split(':')[0]}"
         counts[key] = counts.get(key, 0) + 1
-    dataset.save_to_disk(str(partial / "dataset"))
+    dataset.save_to_disk(str(partial / "dataset"), num_proc=num_proc if num_proc > 1 else None)
     del dataset, source
     shutil.rmtree(partial / "work", ignore_errors=True)
     shutil.rmtree(partial / "source", ignore_errors=True)
