@@ -214,17 +214,29 @@ class StandInBackend:
 
         self.tok, self.marker, self.log_path = load_tokenizer(model_path), MARKER_RE, log_path
         self.generated: list[str] = []
+        self._ids: dict[tuple[str, bool], list[int]] = {}  # (source word, after a space) -> output token ids
+
+    def _word_ids(self, word: str, spaced: bool) -> list[int]:
+        """The output's ids word by word: a byte-level BPE never merges across the space before a word, so
+        this equals tokenizing the joined output, without tokenizing it again for every segment."""
+        ids = self._ids.get((word, spaced))
+        if ids is None:
+            out = word if self.marker.fullmatch(word) else _arabic(word)
+            ids = self._ids[(word, spaced)] = self.tok((" " if spaced else "") + out, add_special_tokens=False)[
+                "input_ids"
+            ]
+        return ids
 
     def generate(self, requests, on_done) -> None:
         from hala_exp.translation.backends import Generation
 
-        outputs = []
-        for prompt in self.tok.batch_decode([r.prompt_ids for r in requests], skip_special_tokens=False):
+        gens = []
+        prompts = self.tok.batch_decode([r.prompt_ids for r in requests], skip_special_tokens=False)
+        for r, prompt in zip(requests, prompts):
             m = self._SEGMENT.search(prompt)
-            out = self.marker.sub(lambda x: f" {x.group(0)} ", m.group(1) if m else "")
-            outputs.append(" ".join(w if self.marker.fullmatch(w) else _arabic(w) for w in out.split()))
-        ids = self.tok(outputs, add_special_tokens=False)["input_ids"] if outputs else []
-        gens = [Generation(r.key, t[: r.max_new_tokens], len(r.prompt_ids)) for r, t in zip(requests, ids)]
+            words = self.marker.sub(lambda x: f" {x.group(0)} ", m.group(1) if m else "").split()
+            ids = [t for i, w in enumerate(words) for t in self._word_ids(w, i > 0)]
+            gens.append(Generation(r.key, ids[: r.max_new_tokens], len(r.prompt_ids)))
         self.generated += [r.key for r in requests]
         on_done(gens)
         if self.log_path:

@@ -70,7 +70,13 @@ class SegmentCache:
         return None
 
     def __contains__(self, key: str) -> bool:
-        return self.get(key) is not None
+        for conn in (self.own, *self.others.values()):
+            try:
+                if conn.execute("SELECT 1 FROM segments WHERE key = ?", (key,)).fetchone() is not None:
+                    return True
+            except sqlite3.DatabaseError:
+                continue
+        return False
 
     def add(self, records: list[tuple[str, list[int]]], spent: Ledger) -> None:
         """Store generated segments and what generating them cost, atomically (one transaction)."""

@@ -169,12 +169,12 @@ class Translator:
                 todo[k] = text
         if not todo:
             return
-        texts = list(todo.values())
-        counts = [len(ids) for ids in self._token_ids(texts, special=False)]
-        prompts = self._token_ids([self.render(t) for t in texts], special=not self.prompt.chat_template)
+        prompts = self._token_ids([self.render(t) for t in todo.values()], special=not self.prompt.chat_template)
+        # The segment's length is its prompt's less the prompt around it (one tokenization, not two).
+        around = len(self.encode(""))
         requests = [
             Request(k, ids, min(self.cfg.max_new_tokens, math.ceil(self.cfg.max_new_tokens_ratio * n) + 16))
-            for k, ids, n in zip(todo, prompts, counts)
+            for k, ids, n in ((k, ids, max(len(ids) - around, 1)) for k, ids in zip(todo, prompts))
         ]
         backend = self.backend()
         bar = _Progress(len(requests), self.cfg.runtime.progress, self.cfg.runtime.log_every_s)
