@@ -88,6 +88,11 @@ def report(facts: dict, setup: dict, sizes: list[dict], jobs: list[dict], tokeni
         if s.get("phase_peaks"):
             per = ", ".join(f"{ph} {v / 2**20:.0f}" for ph, v in s["phase_peaks"].items())
             lines.append(f"- Peak anonymous MB by phase at {s['rows']:,} rows: {per}.")
+    for s in sizes:
+        parts = s.get("translate_parts")
+        if parts:
+            per = ", ".join(f"{name} {sec:.1f} s" for name, sec in parts.items())
+            lines.append(f"- Translate's passes at {s['rows']:,} rows: {per} (the rest: source mix and assembly).")
     if len(sizes) >= 2:
         a, b = sizes[-2], sizes[-1]
         slope_mem = (b["peak_anon"] - a["peak_anon"]) / (b["rows"] - a["rows"])
@@ -114,7 +119,7 @@ def report(facts: dict, setup: dict, sizes: list[dict], jobs: list[dict], tokeni
             f"Concurrent jobs on one {setup['jobs_rows']:,}-row translate stage (started together; "
             f"{setup['jobs_mode']}):",
             "",
-            "| jobs | total wall s | shards per job | segments per job | duplicated shards | duplicated segments "
+            "| jobs | total wall s | row shards per job | segments per job | duplicated shards | duplicated segments "
             "| lost rows | output = 1 job's |",
             "|---:|---:|---|---|---:|---:|---:|---|",
         ]
@@ -314,6 +319,7 @@ def child_size(work: Path, n: int, marks: Path) -> dict:
     t = time.perf_counter()
     out = work / "translate"
     cfg = translate_config(source, shard_rows(n))
+    parts = _time_passes(stage._Work, {"plan": "plan", "generate": "generate_plan", "rows": "take_and_translate"})
     stage.run(StageContext("translate", "translate", cfg, {"model": {"model": str(model)}}, out))
     phases["translate"] = time.perf_counter() - t
     mark("tokenize")
@@ -325,7 +331,26 @@ def child_size(work: Path, n: int, marks: Path) -> dict:
     loader_epoch(examples, tok)
     phases["loader"] = time.perf_counter() - t
     mark("end")
-    return {"phases": phases}
+    return {"phases": phases, "translate_parts": parts}
+
+
+def _time_passes(cls, names: dict[str, str]) -> dict[str, float]:
+    """Observation only: wrap the stage's pass methods to add up their wall time (the methods run unchanged)."""
+    spent = dict.fromkeys(names, 0.0)
+
+    def timed(label, method):
+        def run(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return method(*a, **kw)
+            finally:
+                spent[label] += time.perf_counter() - t
+
+        return run
+
+    for label, attr in names.items():
+        setattr(cls, attr, timed(label, getattr(cls, attr)))
+    return spent
 
 
 def tokenize(data: Path, model: Path, cache_dir: Path, num_proc: int = 1):
@@ -499,7 +524,8 @@ def measure_size(root: Path, n: int) -> dict:
     }
     disk = du(work) - (work / "source.jsonl").stat().st_size
     return {"rows": n, "wall_s": t["end"] - t["translate"], "process_s": wall, "phases": res["phases"],
-            "peak_anon": anon, "peak_arrow": arrow, "phase_peaks": phase_peaks, "disk": disk}  # fmt: skip
+            "peak_anon": anon, "peak_arrow": arrow, "phase_peaks": phase_peaks, "disk": disk,
+            "translate_parts": res.get("translate_parts")}  # fmt: skip
 
 
 def measure_jobs(root: Path, n: int, counts: list[int]) -> list[dict]:
@@ -597,8 +623,9 @@ def main() -> None:
         "tokenizer": "byte-level BPE on the embedded text",
         "batch": 8,
         "jobs_rows": args.jobs_rows,
-        "jobs_mode": "identical jobs, same config and output directory; shards claimed through the stage's "
-        "leases, the job that finds every shard done assembles",
+        "jobs_mode": "identical jobs, same config and output directory; one job plans the distinct segments, "
+        "then segment shards and row shards are claimed through the stage's leases; the job that finds every "
+        "row shard done assembles",
     }
     write_result("scale.md", report(finish(facts), setup, sizes, jobs, tokenization))
 

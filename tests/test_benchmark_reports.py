@@ -156,6 +156,7 @@ def test_scale_report():
 
     sizes = [size(10_000, 10.0, 500), size(100_000, 100.0, 1000), size(1_000_000, 1200.0, 1200)]
     sizes[0]["phase_peaks"] = {"translate": 400 * 2**20, "tokenize": 500 * 2**20, "loader": 300 * 2**20}
+    sizes[0]["translate_parts"] = {"plan": 1.0, "generate": 2.25, "rows": 1.5}
     jobs = [
         dict(jobs=1, wall_s=100.0, shards=[100], segments=[5000], dup_shards=0, dup_segments=0, lost=0, identical=True),
         dict(jobs=4, wall_s=30.0, shards=[25, 25, 25, 25], segments=[1250, 1250, 1250, 1300], dup_shards=0,
@@ -169,6 +170,7 @@ def test_scale_report():
     rows = _table_rows(text)
     assert rows[4] == ["1,000,000", "1200.0", "833", "600.0", "300.0", "300.0", "1200", "64", "1907"]
     assert "- Peak anonymous MB by phase at 10,000 rows: translate 400, tokenize 500, loader 300." in text
+    assert "- Translate's passes at 10,000 rows: plan 1.0 s, generate 2.2 s, rows 1.5 s (the rest" in text
     assert "**1.20x** (goal <= 1.5x: met); at 1,000,000: 1.17 GB (goal < 4 GB at 1M rows: met)" in text
     assert "per row, 1,000,000 vs 100,000 rows: **1.20x** (goal flat within 1.5x: met)" in text
     # slope 200 MB per 900k rows -> 1200 + 200/900k * 3.5M = 1977.8 MB = 1.9 GB
