@@ -3,7 +3,7 @@
 import pytest
 
 from hala_exp.translation.config import GateConfig
-from hala_exp.translation.gates import check, longest_loop, script_ratio
+from hala_exp.translation.gates import check, collapsed_outputs, longest_loop, script_ratio
 
 SRC = "The weather is nice today, so we will walk to the park after lunch."
 GOOD_AR = "الطقس جميل اليوم، لذلك سنمشي إلى الحديقة بعد الغداء."
@@ -55,3 +55,72 @@ def test_script_ratio_and_loop_helpers():
     assert script_ratio("مرحبا abc", "Arabic") == pytest.approx(5 / 8)
     assert longest_loop("abc abc abc abc abc ") == 5
     assert longest_loop("no loops in this sentence") == 1
+
+
+NUM_SRC = "In 2023 the library lent 1,200 books to 350 readers."
+NUM_AR = "في عام 2023 أعارت المكتبة 1,200 كتاب إلى 350 قارئًا."
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        NUM_AR,
+        "في عام ٢٠٢٣ أعارت المكتبة ١٬٢٠٠ كتاب إلى ٣٥٠ قارئًا.",
+        "في عام 2023 أعارت المكتبة 1200 كتاب إلى 350 قارئًا.",
+    ],
+)
+def test_numbers_gate_passes_the_sources_numbers_in_any_digits(output):
+    assert check(NUM_SRC, output, "Arabic", CFG) is None
+    assert check(output, NUM_SRC, "Latin", CFG) is None  # AR->EN: Arabic-Indic digits in the source
+
+
+def test_numbers_gate_rejects_an_output_that_drops_or_changes_a_number():
+    assert check(NUM_SRC, "في عام 2023 أعارت المكتبة كتبًا كثيرة إلى 350 قارئًا.", "Arabic", CFG) == "numbers"
+    assert check(NUM_SRC, NUM_AR.replace("350", "530"), "Arabic", CFG) == "numbers"
+    assert check(NUM_SRC, "كان سامي يعيش في حي هادئ مع عائلته الكبيرة.", "Arabic", CFG) == "numbers"
+    assert check(NUM_SRC, "كان سامي يعيش في حي هادئ مع عائلته الكبيرة.", "Arabic", GateConfig(numbers=False)) is None
+
+
+def test_numbers_gate_exempts_single_digits_and_ordinals():
+    src = "She was born on the 21st of May and has 3 brothers in the 1990s."
+    assert check(src, "وُلدت في الحادي والعشرين من مايو ولديها ثلاثة إخوة في التسعينيات.", "Arabic", CFG) is None
+
+
+def _translate_shard(translate, sources):
+    """What the translate stage does with one shard: translate every turn, find collapsed outputs, gate."""
+    outputs = [translate(s) for s in sources]
+    collapsed = collapsed_outputs(zip(sources, outputs), CFG)
+    return [check(s, o, "Arabic", CFG, collapsed=collapsed) for s, o in zip(sources, outputs)]
+
+
+SHARD = [
+    "The weather is nice today, so we will walk to the park.",
+    "My brother works as a doctor in the city hospital.",
+    "Please close the window before you leave the house.",
+    "We read three books about history last summer.",
+]
+SHARD_AR = {
+    SHARD[0]: "الطقس جميل اليوم، لذلك سنمشي إلى الحديقة.",
+    SHARD[1]: "يعمل أخي طبيبًا في مستشفى المدينة.",
+    SHARD[2]: "من فضلك أغلق النافذة قبل أن تغادر المنزل.",
+    SHARD[3]: "قرأنا ثلاثة كتب عن التاريخ في الصيف الماضي.",
+}
+
+
+def test_collapsed_translator_gets_its_rows_rejected():
+    """A translator that writes one fluent Arabic sentence whatever the source passes every per-turn gate."""
+    one = "كان سامي يعيش في حي هادئ مع عائلته."
+    assert all(check(s, one, "Arabic", CFG) is None for s in SHARD)
+    assert _translate_shard(lambda s: one, SHARD) == ["collapsed"] * 4
+    # collapsed on three of the four sources: those three go, the real translation stays
+    mixed = lambda s: SHARD_AR[s] if s == SHARD[3] else one  # noqa: E731
+    assert _translate_shard(mixed, SHARD) == ["collapsed"] * 3 + [None]
+
+
+def test_distinct_translations_and_short_shared_ones_are_not_collapsed():
+    assert _translate_shard(SHARD_AR.get, SHARD) == [None] * 4
+    thanks = ["Thanks!", "Thank you.", "Thank you so much", "Thanks a lot."]  # short sources may share one
+    assert collapsed_outputs([(s, "شكرًا جزيلًا لك.") for s in thanks], CFG) == frozenset()
+    # the same source repeated (a shared system prompt) is one source, not many
+    assert collapsed_outputs([(SHARD[0], SHARD_AR[SHARD[0]])] * 5, CFG) == frozenset()
+    assert collapsed_outputs([(s, "كان سامي.") for s in SHARD], GateConfig(collapse_min_sources=None)) == frozenset()

@@ -67,9 +67,18 @@ class GateConfig:
     min_chars_for_ratio: int = 20  # shorter sources skip the length and copy gates (names, numbers)
     max_repeats: int = 8  # a unit of text repeated this many times in a row is a generation loop
     refusal: bool = True
+    # Every number of two or more digits in the source (Arabic-Indic digits read as digits, grouping commas
+    # dropped) must appear in the output: a translation without them cannot be this source's. Single digits
+    # and ordinals ("1st") are exempt, as a translator may spell them out.
+    numbers: bool = True
+    # One output text given for this many distinct sources (each of at least min_chars_for_ratio characters)
+    # in one shard is a collapsed translator, not a translation: every such row is rejected. null: off.
+    collapse_min_sources: int | None = 3
 
     def check(self) -> None:
         in_range("min_target_script_ratio", self.min_target_script_ratio, 0.0, 1.0)
+        if self.collapse_min_sources is not None and self.collapse_min_sources < 2:
+            raise ConfigError(f"collapse_min_sources: {self.collapse_min_sources} must be >= 2 or null")
         if not 0 <= self.min_length_ratio < self.max_length_ratio:
             raise ConfigError(f"min_length_ratio: must be >= 0 and below max_length_ratio ({self.max_length_ratio})")
         if self.max_repeats < 2:

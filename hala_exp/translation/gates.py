@@ -2,6 +2,11 @@
 
 All gates look at prose only (protected spans removed from both sides), so a code-heavy turn is judged on
 its words. Thresholds live in ``GateConfig`` (our choice; the paper does not publish its filters).
+
+Most gates judge one turn alone (``check``). Two judge whether an output belongs to its source: ``numbers``
+(the source's numbers are in the output) in ``check``, and ``collapsed`` (one output given for many distinct
+sources), which needs the other translations of a shard: ``collapsed_outputs`` finds those outputs once per
+shard and ``check(..., collapsed=...)`` rejects a turn whose output is one of them.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import lru_cache
 
 from hala_exp.translation.config import GateConfig
@@ -22,6 +27,10 @@ ENGLISH_REFUSALS = [
 ]
 _LOOP = re.compile(r"(.{1,40}?)\1+", re.S)
 _SPACES = re.compile(r"\s+")
+# A digit group separator between digits (",", Arabic thousands separator U+066C) and the Arabic decimal
+# separator (U+066B); a number, not followed by an ordinal or decade suffix ("21st", "1990s").
+_GROUPING = re.compile(r"(?<=\d)[,\u066c](?=\d{3}(?!\d))")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?!\d|\.\d|st\b|nd\b|rd\b|th\b|s\b)", re.I)
 
 
 @lru_cache(maxsize=65536)
@@ -58,10 +67,37 @@ def _norm(text: str) -> str:
     return _SPACES.sub(" ", text).strip().casefold()
 
 
+def numbers(text: str) -> set[str]:
+    """The numbers of two or more digits in ``text``, written in ASCII digits: "١٬٢٠٠" and "1,200" -> {"1200"}."""
+    digits = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text).replace("\u066b", ".")
+    return {n for n in _NUMBER.findall(_GROUPING.sub("", digits)) if sum(c.isdigit() for c in n) >= 2}
+
+
+def collapsed_outputs(pairs: Iterable[tuple[str, str]], cfg: GateConfig) -> frozenset[str]:
+    """The outputs (normalised) that ``cfg.collapse_min_sources`` or more distinct sources were translated to.
+
+    ``pairs`` are the (source, output) turns of one shard. Only sources of at least ``cfg.min_chars_for_ratio``
+    characters count: short ones ("Thanks!", "Thank you.") share a translation legitimately."""
+    if not cfg.enabled or cfg.collapse_min_sources is None:
+        return frozenset()
+    sources_of: dict[str, set[str]] = {}
+    for source, output in pairs:
+        src, out = _norm(source), _norm(output)
+        if out and len(src) >= cfg.min_chars_for_ratio:
+            sources_of.setdefault(out, set()).add(src.rstrip(" .!?؟"))
+    return frozenset(out for out, srcs in sources_of.items() if len(srcs) >= cfg.collapse_min_sources)
+
+
 def check(
-    source: str, output: str, target_script: str, cfg: GateConfig, refusal_patterns: Sequence[str] = ()
+    source: str,
+    output: str,
+    target_script: str,
+    cfg: GateConfig,
+    refusal_patterns: Sequence[str] = (),
+    collapsed: Collection[str] = frozenset(),
 ) -> str | None:
-    """The first gate ``output`` fails (empty, refusal, copy, script, length, loop), or None."""
+    """The first gate ``output`` fails (empty, refusal, copy, script, length, loop, numbers, collapsed), or
+    None. ``collapsed``: ``collapsed_outputs`` of the turns translated beside this one."""
     if not cfg.enabled:
         return None
     src, out = _norm(source), _norm(output)
@@ -85,4 +121,8 @@ def check(
     loops = longest_loop(out)
     if loops >= cfg.max_repeats and loops > longest_loop(src):
         return "repetition"
+    if cfg.numbers and not numbers(source) <= numbers(output):
+        return "numbers"
+    if out in collapsed:
+        return "collapsed"
     return None
