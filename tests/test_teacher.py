@@ -38,6 +38,7 @@ def test_shipped_pairs_are_arabic_english_and_disjoint_from_the_heldout_set():
     for row in rows:
         assert make_sample.key(row["en"]) not in heldout and make_sample.key(row["ar"]) not in heldout, row
         assert script_ratio(row["ar"], "Arabic") > 0.5, row
+        assert not make_sample.DIACRITICS.search(row["ar"]), row  # undiacritized, as FLORES and the held-out text
     assert len({make_sample.key(r["en"]) for r in rows}) == len(rows)
 
 
