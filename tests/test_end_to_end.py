@@ -33,9 +33,10 @@ STEPS = [
     "eval",
 ]
 # chrF++ floor of the FP8 stand-in teacher on the 16 held-out pairs, set from what it measured with this config
-# on 2 CPU cores: 8.4, and 5.6 on an intermediate revision of the training data path (it is that sensitive).
-# A teacher that stops writing Arabic scores 0-2 and fails.
-TEACHER_CHRF_FLOOR = 4.0
+# on 2 CPU cores: 13.1 (bootstrap 95 % half-width 4.0), with margin for other machines' float arithmetic. The
+# previous stand-in, which wrote one frequent Tatoeba sentence whatever the source, scored 8.4 and fails it; a
+# teacher that stops writing Arabic scores 0-2.
+TEACHER_CHRF_FLOOR = 10.0
 
 
 def run_app(*overrides: str) -> tuple[dict, str]:
