@@ -101,3 +101,23 @@ def test_small_test_sets_get_bootstrap_intervals():
     plain = score(hyps[:1], refs[:1])  # one segment: nothing to resample
     assert plain.bleu_ci is None and plain.chrf_ci is None
     assert score(refs, refs).chrf_ci == pytest.approx(0.0, abs=1e-9)  # a perfect system has no spread
+
+
+def test_teacher_candidates_report_renders_each_row_with_the_run_that_measured_it():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import teacher_candidates
+
+    run = {"command": "x", "commit": "abc1234567", "machine": "Test CPU", "date": "2026-12-01 12:00 UTC"}
+    facts = {**run, "load_start": 1.0, "load_end": 2.0}
+    row = {"sentences": 100, "bleu": 0.7, "bleu_ci": 0.2, "chrf": 18.4, "chrf_ci": 1.4, "arabic": 96, "seconds": 863}
+    rows = {
+        "Gemma": {**row, "run": {**facts, "commit": "old0000000"}},
+        "stand-in": {**row, "chrf": 7.7, "chrf_ci": None, "run": facts},
+    }
+    text = teacher_candidates.report(facts, rows, ["- a note"], shots=3, max_new_tokens=96)
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert table[1].startswith("| Gemma | 100 | 0.7 ± 0.2 | 18.4 ± 1.4 | 96/100 | 863 | yes | `old0000000`")
+    assert table[2].startswith("| stand-in | 100 | 0.7 ± 0.2 | 7.7 | 96/100 | 863 | no | `abc1234567`")
+    assert len({line.count("|") for line in table}) == 1 and text.rstrip().endswith("- a note")
