@@ -229,6 +229,16 @@ def test_rejects_carry_reasons(model_dir, tmp_path, monkeypatch):
     assert rej["id"] == "r0" and rej["turn"] == 0 and rej["row"]["messages"][0]["role"] == "system"
 
 
+def test_a_collapsed_translator_gets_its_shards_rows_rejected(model_dir, tmp_path, monkeypatch):
+    # Every source comes back as one fluent sentence: each turn passes the per-turn gates, the shard does not.
+    install_fake(monkeypatch, transform=lambda t: arabize("Please tell me about the river over there."))
+    rivers = ["Nile", "Amazon", "Danube", "Volga", "Niger", "Indus"]
+    turns = [[{"role": "user", "content": f"Please tell me about the {w} river."}] for w in rivers]
+    rows = [{"id": f"c{i}", "source": "s", "messages": m} for i, m in enumerate(turns)]
+    result = stage.translate_rows(context(stage_config(), model_dir, tmp_path / "out"), rows, [])
+    assert result.details["rejects_by_reason"] == {"gate_collapsed": 6} and result.metrics["rows"] == 0
+
+
 def test_code_heavy_rows_can_be_dropped(model_dir, tmp_path, monkeypatch):
     install_fake(monkeypatch)
     rows = [

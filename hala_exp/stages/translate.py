@@ -357,6 +357,17 @@ class _Work:
         key = original_key(cfg)
         for k, rows in units.items():
             good, bad = [], []
+            # One output for many distinct sources in this shard: a collapsed translator (the shard, not the
+            # window, so the verdict does not depend on how many jobs share the stage).
+            turns = (by_text[m["content"]] for row in rows if row["id"] not in too_long for m in row["messages"])
+            collapsed = gates.collapsed_outputs(
+                (
+                    (spans.strip_markers(t.prose), spans.strip_markers(t.marked))
+                    for t in turns
+                    if not t.skipped and t.text is not None
+                ),
+                cfg.translate.gates,
+            )
             for row in rows:
                 translated, reason, turn, detail = [], None, None, None
                 if row["id"] in too_long:
@@ -376,6 +387,7 @@ class _Work:
                         script,
                         cfg.translate.gates,
                         cfg.language.refusal_patterns,
+                        collapsed,
                     )
                     if gate is not None:
                         reason, turn, detail = f"gate_{gate}", j, t.text
