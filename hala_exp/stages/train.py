@@ -36,7 +36,7 @@ from hala_exp.training.config import Config
 __all__ = ["Config", "FORMAT_VERSION", "VERSIONS", "run"]
 log = logging.getLogger(__name__)
 VERSIONS = ("torch", "transformers", "tokenizers", "pytorch-lightning")
-FORMAT_VERSION = 2  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
+FORMAT_VERSION = 3  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 # 2: LR schedule from transformers' helpers; quarantine lines are file lines, rejects keep id + messages
 
 

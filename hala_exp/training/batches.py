@@ -105,45 +105,39 @@ class BatchPlan:
         return int(sum(self.row_trainable[batch].sum() for rank in plan for batch in rank[start:stop]))
 
 
-def collate(rows: list[list[tuple[list[int], list[int]]]], pad_id: int, packing: bool, pad_to_multiple_of: int = 1):
-    """Right-padded tensors from rows of (input_ids, labels) examples; packed rows get per-example position
-    ids and no attention mask."""
+def collate(rows: list[list[tuple]], pad_id: int, packing: bool, pad_to_multiple_of: int = 1):
+    """Right-padded tensors from rows of (input_ids, labels) examples (sequences or numpy arrays); packed rows
+    get per-example position ids and no attention mask. Filled as numpy arrays in place: no Python list
+    of tokens is built."""
+    import numpy as np
     import torch
 
-    seqs: list[list[int]] = []
-    labs: list[list[int]] = []
-    pos: list[list[int]] = []
-    for row in rows:
-        s, l, p = [], [], []
+    lengths = np.array([sum(len(ids) for ids, _ in row) for row in rows], dtype=np.int64)
+    width = -(-int(lengths.max()) // pad_to_multiple_of) * pad_to_multiple_of
+    shape = (len(rows), width)
+    ids = np.full(shape, pad_id, dtype=np.int64)
+    targets = np.full(shape, IGNORE_INDEX, dtype=np.int64)
+    position = np.empty(shape, dtype=np.int64)
+    counting = np.arange(width, dtype=np.int64)
+    for k, row in enumerate(rows):
+        start = 0
         for example_ids, example_labels in row:
-            s += example_ids
-            lab = list(example_labels)
-            lab[0] = IGNORE_INDEX  # the first token of an example is never predicted from its neighbour
-            l += lab
-            p += list(range(len(example_ids)))
-        seqs.append(s)
-        labs.append(l)
-        pos.append(p)
-    width = max(len(s) for s in seqs)
-    width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    targets = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
-    position = torch.zeros((len(seqs), width), dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for k, (s, l, p) in enumerate(zip(seqs, labs, pos)):
-        n = len(s)
-        ids[k, :n], targets[k, :n], mask[k, :n] = torch.tensor(s), torch.tensor(l), 1
-        position[k, :n] = torch.tensor(p)
-        position[k, n:] = torch.arange(width - n)  # padding tail: its own "example", never trained
+            n = len(example_ids)
+            ids[k, start : start + n] = example_ids
+            targets[k, start + 1 : start + n] = example_labels[1:]  # an example's first token is never predicted
+            position[k, start : start + n] = counting[:n]
+            start += n
+        position[k, start:] = counting[: width - start]  # padding tail: its own "example", never trained
+    real = int(lengths.sum())
     batch = {
-        "input_ids": ids,
-        "labels": targets,
-        "position_ids": position,
-        "real_tokens": int(mask.sum()),
-        "padded_tokens": ids.numel(),
+        "input_ids": torch.from_numpy(ids),
+        "labels": torch.from_numpy(targets),
+        "position_ids": torch.from_numpy(position),
+        "real_tokens": real,
+        "padded_tokens": ids.size,
     }
     if not packing:
-        batch["attention_mask"] = mask
+        batch["attention_mask"] = torch.from_numpy((counting < lengths[:, None]).astype(np.int64))
     return batch
 
 

@@ -57,9 +57,10 @@ class Examples:
         """Trained-on tokens per example (numpy), the first token excluded: it is never predicted."""
         return self.dataset.data.column("trainable").to_numpy()
 
-    def example(self, index: int) -> tuple[list[int], list[int]]:
-        row = self.dataset[int(index)]
-        return row["input_ids"], row["labels"]
+    def example(self, index: int):
+        """(input_ids, labels) of one example as numpy views of the memory-mapped Arrow columns (no copy)."""
+        table = self.dataset.data
+        return tuple(table.column(name)[int(index)].values.to_numpy() for name in ("input_ids", "labels"))
 
 
 def load_examples(path: str | Path) -> Examples:
