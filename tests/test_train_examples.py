@@ -54,6 +54,29 @@ def test_num_proc_changes_nothing_but_speed(tok):
     assert one.lengths().max() <= 64
 
 
+def test_rows_are_read_as_views_and_collated_like_python_lists(tok):
+    import numpy as np
+
+    from hala_exp.training.batches import collate
+
+    examples = prepare(tok, tok[0] / "views")
+    picked = [3, 0, 17, 250]
+    views = [examples.example(i) for i in picked]
+    lists = [(examples.dataset[i]["input_ids"], examples.dataset[i]["labels"]) for i in picked]
+    for (ids, labels), (ids_list, labels_list) in zip(views, lists):
+        assert isinstance(ids, np.ndarray) and ids.tolist() == ids_list and labels.tolist() == labels_list
+    for packing, rows_of in ((False, lambda ex: [[e] for e in ex]), (True, lambda ex: [ex[:2], ex[2:]])):
+        a, b = collate(rows_of(views), 0, packing, 8), collate(rows_of(lists), 0, packing, 8)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert (a[key] == b[key]).all() if hasattr(a[key], "shape") else a[key] == b[key], key
+    unpacked = collate([[e] for e in views], 0, False)
+    width = max(len(ids) for ids, _ in views)
+    assert unpacked["attention_mask"].sum(1).tolist() == [len(ids) for ids, _ in views]
+    assert unpacked["input_ids"].shape == (4, width) and str(unpacked["input_ids"].dtype) == "torch.int64"
+    assert (unpacked["labels"][:, 0] == -100).all()  # an example's first token is never a target
+
+
 def test_arrow_input_is_read_as_it_is_and_quarantined_by_row(tok):
     import datasets
 

@@ -1,4 +1,5 @@
-"""The train step's loss: computing logits only at trained positions gives the full forward's loss and grads."""
+"""The train step's loss and optimizer: logits only at trained positions, the batch's last column not fed, and
+the fused AdamW give the textbook path's loss, gradients and weights."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
-def _batch_and_model(architecture: str):
+def _batch_and_model(architecture: str, packed: bool = False):
     from hala_exp.core.model_dirs import build_model, build_tokenizer, embedded_texts
     from hala_exp.training.batches import collate
     from hala_exp.training.chat import IGNORE_INDEX
@@ -18,8 +19,9 @@ def _batch_and_model(architecture: str):
     lengths, prompts = [7, 12, 5, 9], [3, 8, 1, 4]
     ids = [torch.randint(10, len(tok), (n,), generator=g).tolist() for n in lengths]
     labels = [[IGNORE_INDEX] * p + s[p:] for s, p in zip(ids, prompts)]
-    batch = collate([[(s, lab)] for s, lab in zip(ids, labels)], tok.pad_token_id, packing=False)
-    return model, batch
+    examples = list(zip(ids, labels))
+    rows = [examples[:2], examples[2:]] if packed else [[e] for e in examples]
+    return model, collate(rows, tok.pad_token_id, packing=packed)
 
 
 def _reference_loss(model, batch):
@@ -28,7 +30,7 @@ def _reference_loss(model, batch):
 
     out = model(
         input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
+        attention_mask=batch.get("attention_mask"),
         position_ids=batch["position_ids"],
         use_cache=False,
     )
@@ -38,14 +40,14 @@ def _reference_loss(model, batch):
     )
 
 
-@pytest.mark.parametrize("architecture", ["lfm2", "llama"])
-def test_target_loss_matches_full_logits_loss_and_gradients(architecture):
+@pytest.mark.parametrize("architecture,packed", [("lfm2", False), ("llama", False), ("llama", True)])
+def test_target_loss_matches_full_logits_loss_and_gradients(architecture, packed):
     from hala_exp.core.model_dirs import TINY_SHAPES
     from hala_exp.training.module import _plain_head, target_loss
 
     if architecture not in TINY_SHAPES:
         pytest.skip(f"no tiny {architecture} shape")
-    model, batch = _batch_and_model(architecture)
+    model, batch = _batch_and_model(architecture, packed)
     assert _plain_head(model, model.get_output_embeddings())  # the fast path is the one under test
     ref = _reference_loss(model, batch)
     ref_grads = torch.autograd.grad(ref, list(model.parameters()), allow_unused=True)
@@ -68,3 +70,47 @@ def test_models_that_rescale_logits_take_the_full_forward():
     assert not _plain_head(model, model.get_output_embeddings())
     loss, _ = target_loss(model, batch)
     torch.testing.assert_close(loss, _reference_loss(model, batch), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ["lfm2", "llama"])
+def test_the_model_is_not_fed_the_last_column(architecture):
+    """Its output would predict nothing: the model sees one column fewer (and the loss still matches the full
+    forward, test above)."""
+    from hala_exp.training.module import target_loss
+
+    model, batch = _batch_and_model(architecture)
+    widths = []
+    model.get_input_embeddings().register_forward_hook(lambda _m, args, _out: widths.append(args[0].shape[1]))
+    target_loss(model, batch)
+    assert widths == [batch["input_ids"].shape[1] - 1]
+
+
+def test_cpu_optimizer_is_the_fused_adamw_and_trains_like_the_reference_loop():
+    import copy
+
+    from hala_exp.training.batches import DataPosition
+    from hala_exp.training.config import OptimizerConfig
+    from hala_exp.training.module import CausalLMModule, target_loss
+
+    model, batch = _batch_and_model("lfm2")
+    reference, start = copy.deepcopy(model), copy.deepcopy(model)
+    optim = OptimizerConfig(lr=1e-2, weight_decay=0.1, warmup_steps=0, schedule="constant")
+    fused = CausalLMModule(model, optim, 5, 1, 1, DataPosition()).configure_optimizers()["optimizer"]
+    assert fused.defaults["fused"] is True
+    # the same groups (decay / no decay) over the reference copy, stepped by the per-parameter loop
+    by_id = {id(p): q for p, q in zip(model.parameters(), reference.parameters())}
+    loop = torch.optim.AdamW(
+        [
+            {**g, "params": [by_id[id(p)] for p in g["params"]], "fused": None, "foreach": False}
+            for g in fused.param_groups
+        ]
+    )
+    for _ in range(5):
+        for m, opt in ((model, fused), (reference, loop)):
+            loss, n = target_loss(m, batch)
+            (loss / n).backward()
+            opt.step()
+            opt.zero_grad()
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)  # rounding-level: a step moves weights by ~lr=1e-2
+    assert max(float((p - p0).abs().max()) for p, p0 in zip(model.parameters(), start.parameters())) > 1e-3
