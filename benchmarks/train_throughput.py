@@ -10,13 +10,16 @@ BPE trained on the data; data: Tatoeba ara-eng pairs (../shared/data) as EN->AR 
 
 Sides (same model weights at the start of every run, fp32, batch 8, one epoch):
 - hala_exp: ``hala_exp.training.fit.fit`` (Lightning, length-grouped batches, our callbacks).
-- bare loop: the stage's very batches, loss (``target_loss``), optimizer and scheduler, no Lightning.
+- bare loop: the stage's very batches, loss (``target_loss``), optimizer (fused AdamW) and scheduler, no
+  Lightning: what the stage adds over it is Lightning and our callbacks.
 - bare loop, full-logits loss: the same loop with the textbook loss (every position's logits, float32).
 - TRL defaults: SFTTrainer as shipped (gradient checkpointing on, random order); only fp32 set.
 - TRL tuned: gradient checkpointing off, ``train_sampling_strategy="group_by_length"``; no padding-free or
   packing, because LFM2's short convolutions leak across packed examples on CPU (../shared/DEPENDENCIES.md).
-Tokens/s count real (non-padding) tokens over each side's training-loop time. Writes
-benchmarks/results/train_throughput.md.
+Every side steps a fused AdamW (TRL's default ``adamw_torch_fused``); none compiles (``torch.compile`` took
+minutes to compile on 2 cores for a few percent per step on this model: it cannot pay in a 16-step run).
+Tokens/s count real (non-padding) tokens over each side's training-loop time; one warm-up round (imports,
+file caches) is run first and dropped. Writes benchmarks/results/train_throughput.md.
 """
 
 from __future__ import annotations
@@ -111,8 +114,10 @@ def report(facts: dict, setup: dict, runs: dict[str, dict[str, list[float]]]) ->
         "",
         "TRL defaults: gradient checkpointing on, random order; tuned: checkpointing off, "
         '`train_sampling_strategy="group_by_length"`; both fp32 (`bf16=False`), no packing or padding-free '
-        "(LFM2's convolutions leak across packed rows on CPU). Our and the bare loop's time is the training "
-        "loop (model loading and export excluded); TRL's is `train_runtime`.",
+        "(LFM2's convolutions leak across packed rows on CPU). Every side steps a fused AdamW (TRL's default "
+        "`adamw_torch_fused`); none uses `torch.compile`. Our and the bare loop's time is the training "
+        f"loop (model loading and export excluded); TRL's is `train_runtime`. {setup['warmup']} warm-up "
+        "round(s) ran first and are not counted.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -122,6 +127,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="64 chats (development only)")
     ap.add_argument("--examples", type=int)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1, help="rounds run first and dropped")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     if not TATOEBA.with_suffix(".eng").is_file():
@@ -174,11 +180,11 @@ def main() -> None:
         TRL_DEFAULT: lambda: trl(model_dir, tok, rows, batch, work, tuned=False),
         TRL_TUNED: lambda: trl(model_dir, tok, rows, batch, work, tuned=True),
     }
-    per_round = interleaved(sides, args.rounds)
+    per_round = interleaved(sides, args.rounds, warmup=args.warmup)
     runs = {side: {k: [r[k] for r in results] for k in results[0]} for side, results in per_round.items()}
     steps = -(-len(examples) // batch)
     setup = dict(parameters=n_params, shape=SHAPE, threads=torch.get_num_threads(), examples=len(examples),
-                 batch=batch, steps=steps, rounds=args.rounds)  # fmt: skip
+                 batch=batch, steps=steps, rounds=args.rounds, warmup=args.warmup)  # fmt: skip
     write_result("train_throughput.md", report(finish(facts), setup, runs))
 
 

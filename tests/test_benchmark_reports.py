@@ -98,7 +98,9 @@ def test_train_report():
         tt.TRL_DEFAULT: side([100] * 5, [1.0] * 5),
         tt.TRL_TUNED: side([160] * 5, [0.6] * 5),
     }
-    setup = dict(parameters=5.5e6, shape={"hidden_size": 256}, threads=2, examples=256, batch=8, steps=32, rounds=5)
+    setup = dict(
+        parameters=5.5e6, shape={"hidden_size": 256}, threads=2, examples=256, batch=8, steps=32, rounds=5, warmup=1
+    )
     text = tt.report(FACTS, setup, runs)
     _assert_header(text, "Train stage throughput (CPU)")
     rows = _table_rows(text)
@@ -108,6 +110,7 @@ def test_train_report():
     assert "vs TRL defaults, real tokens/s: 2.00 (1.90–2.10)x" in text
     # overhead per round: +2.04, +2.13, +4.00, +2.08, +2.04 % -> median +2.08 %
     assert "**+2.1%** (+2.0%–+4.0%; goal <= 5%: met)" in text
+    assert "1 warm-up round(s) ran first and are not counted." in text
 
 
 def test_sweep_report():
