@@ -59,8 +59,8 @@ class Examples:
 
     def example(self, index: int):
         """(input_ids, labels) of one example as numpy views of the memory-mapped Arrow columns (no copy)."""
-        table = self.dataset.data
-        return tuple(table.column(name)[int(index)].values.to_numpy() for name in ("input_ids", "labels"))
+        table, i = self.dataset.data, int(index)
+        return table.column("input_ids")[i].values.to_numpy(), table.column("labels")[i].values.to_numpy()
 
 
 def load_examples(path: str | Path) -> Examples:
