@@ -108,11 +108,14 @@ def test_crash_inside_loop_then_rerun_yields_each_row_once(model_dir, tmp_path, 
     rows = make_rows(9)
     cfg = stage_config(window_shards=1)  # shard_size 3: three windows of one shard
     ctx = context(cfg, model_dir, tmp_path / "out")
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    (ctx.out_dir / ".plan.sqlite.tmp-deadjob").write_bytes(b"half a plan")  # a plan builder killed earlier
     install_fake(monkeypatch, crash_after=3)  # a segment window is 3 segments = 1 batch: the fourth crashes
     with pytest.raises(RuntimeError, match="simulated crash"):
         stage.translate_rows(ctx, rows, [])
     assert (ctx.out_dir / "plan-done/seg-000002").exists() and not (ctx.out_dir / "plan-done/seg-000003").exists()
     assert not list(ctx.out_dir.glob("shards/part-*")) and not (ctx.out_dir / "data.jsonl").exists()
+    assert not list(ctx.out_dir.glob(".plan.sqlite.tmp-*")), "a dead builder's half plan is removed, never read"
     before = list(FakeBackend.generated)
     assert before, "the crashed attempt generated some segments"
     install_fake(monkeypatch)

@@ -97,6 +97,8 @@ def open_or_build(out_dir: Path, leases, lease: str, segment_lists, owner: str) 
         if leases.acquire(lease):
             try:
                 if not path.exists():
+                    for dead in path.parent.glob(f".{FILE}.tmp-*"):  # a killed builder's: no live job builds now
+                        dead.unlink(missing_ok=True)
                     build(path, segment_lists(), owner)
             finally:
                 leases.release(lease)
