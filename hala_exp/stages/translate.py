@@ -51,6 +51,9 @@ CONCURRENT = True  # jobs share the directory and split the shards by leases
 ASSEMBLY = "assemble"  # the lease of the job writing the final output
 SOURCE = "source"  # the lease of the job building the source mix
 PLAN = "plan"  # the lease of the job building the segment plan
+# Written by the job that assembled, which then returns to its pipeline to mark the artifact complete: a job
+# finding every shard done a moment later waits for that mark instead of assembling again.
+ASSEMBLED_BY = "assembled-by"
 
 
 @dataclass
@@ -165,8 +168,13 @@ def translate_dataset(ctx: StageContext, get_source) -> StageResult:
                 if not pending:
                     if not leases.acquire(ASSEMBLY):
                         return _wait_for_assembly(ctx, leases)
+                    if leases.fresh(ctx.out_dir / ASSEMBLED_BY, by_others=True):  # being marked complete
+                        leases.release(ASSEMBLY)
+                        return _wait_for_assembly(ctx, leases)
                     try:
-                        return _assemble(ctx, store, plan, n_shards, input_rejects, per_source, work.devices)
+                        result = _assemble(ctx, store, plan, n_shards, input_rejects, per_source, work.devices)
+                        leases.note(ctx.out_dir / ASSEMBLED_BY)
+                        return result
                     except CorruptShard as e:
                         store.set_aside(e.k, str(e))
                         continue  # redo it, then assemble again
@@ -200,9 +208,7 @@ def _wait_for_assembly(ctx: StageContext, leases) -> StageResult:
     from hala_exp.core.store import MARKER
 
     while not (ctx.out_dir / MARKER).exists():
-        ledger = ctx.out_dir / "ledger.json"  # written at the end of assembly, just before the marker
-        recent = ledger.exists() and leases.fs_now() - ledger.stat().st_mtime < leases.stale_s
-        if not leases.live(ASSEMBLY) and not recent:
+        if not leases.live(ASSEMBLY) and not leases.fresh(ctx.out_dir / ASSEMBLED_BY, by_others=True):
             raise ShardsPending("the job assembling the output stopped before it finished; rerun to assemble")
         time.sleep(min(1.0, leases.heartbeat_s))
     raise StagePending("another job assembled the output")

@@ -92,11 +92,25 @@ class Leases:
 
     def live(self, name: str) -> bool:
         """Someone (maybe this job) holds ``name``, renewed it recently and is not known to be dead."""
+        return self.fresh(self.path(name))
+
+    def fresh(self, path: Path, by_others: bool = False) -> bool:
+        """``path`` (a lease, or a note written by ``note``) was written within ``stale_s`` by a job not known
+        to be dead (``by_others``: and not by this process, whose earlier calls have returned)."""
         try:
-            fresh = self.fs_now() - self.path(name).stat().st_mtime < self.stale_s
+            fresh = self.fs_now() - path.stat().st_mtime < self.stale_s
         except FileNotFoundError:
             return False
-        return fresh and not self._holder_gone(name)
+        token = _read(path)
+        if by_others and token and _host_pid(token) == (socket.gethostname(), os.getpid()):
+            return False
+        return fresh and not _process_gone(token)
+
+    def note(self, path: Path) -> None:
+        """Write ``path`` with this job's name, for ``fresh`` to judge (a done-by note outliving a lease)."""
+        tmp = path.with_name(f".{path.name}.tmp-{self.owner}")
+        tmp.write_text(f"{self.owner} {uuid.uuid4().hex}")
+        os.replace(tmp, path)
 
     def _holder_gone(self, name: str) -> bool:
         return _process_gone(self._reads(name))
@@ -146,17 +160,23 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _host_pid(token: str) -> tuple[str, int | None]:
+    """The writer's host and pid from a token ``host-pid-random ...`` (``cache.owner_id``)."""
+    owner = token.split(" ", 1)[0]
+    host, _, pid = owner.rpartition("-")[0].rpartition("-")
+    return host, int(pid) if pid.isdigit() else None
+
+
 def _process_gone(token: str | None) -> bool:
     """The lease's writer ran on this host and its process no longer exists (a kill -9 here need not wait
-    for the stale timeout). Owners are ``host-pid-random`` (``cache.owner_id``); other hosts: unknown."""
+    for the stale timeout). Other hosts: unknown."""
     if not token:
         return False
-    owner = token.split(" ", 1)[0]
-    host, _, rest = owner.rpartition("-")[0].rpartition("-")
-    if host != socket.gethostname() or not rest.isdigit():
+    host, pid = _host_pid(token)
+    if host != socket.gethostname() or pid is None:
         return False
     try:
-        os.kill(int(rest), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
