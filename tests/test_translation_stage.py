@@ -242,6 +242,32 @@ def test_a_collapsed_translator_gets_its_shards_rows_rejected(model_dir, tmp_pat
     assert result.details["rejects_by_reason"] == {"gate_collapsed": 6} and result.metrics["rows"] == 0
 
 
+def test_translated_rows_past_one_arrow_shard_land_in_one_arrow_file(model_dir, tmp_path, monkeypatch):
+    # datasets' JSON reader cuts its output at MAX_SHARD_SIZE (500 MB, reached near 1M rows): here, in two.
+    from datasets import Dataset, concatenate_datasets
+
+    real, seen = Dataset.from_json, []
+
+    def in_two_files(path, cache_dir):
+        ds = real(path, cache_dir=cache_dir)
+        half = len(ds) // 2
+        parts = [
+            ds.select(range(a, b)).flatten_indices(cache_file_name=f"{cache_dir}/part{a}.arrow")
+            for a, b in ((0, half), (half, len(ds)))
+        ]
+        both = concatenate_datasets(parts)
+        seen.append(len(both.cache_files))
+        return both
+
+    monkeypatch.setattr(Dataset, "from_json", staticmethod(in_two_files))
+    install_fake(monkeypatch)
+    rows = make_rows(12)
+    result = stage.translate_rows(context(stage_config(), model_dir, tmp_path / "out"), rows, [])
+    arrow = Dataset.from_file(str(tmp_path / "out" / "data.arrow"))
+    assert seen == [2] and result.metrics["rows"] == 12 and arrow["id"] == [r["id"] for r in rows]
+    assert arrow[5]["messages_en"] == rows[5]["messages"]
+
+
 def test_code_heavy_rows_can_be_dropped(model_dir, tmp_path, monkeypatch):
     install_fake(monkeypatch)
     rows = [

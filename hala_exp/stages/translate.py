@@ -514,25 +514,40 @@ def _once(row_id: str, seen: set[str], where) -> None:
 
 def _arrow(out) -> None:
     """``data.arrow``: the translated rows as one Arrow stream file, memory-mapped by the next stages
-    (``datasets.Dataset.from_file``); built by ``datasets``' JSON reader in bounded blocks."""
+    (``datasets.Dataset.from_file``); built by ``datasets``' JSON reader in bounded blocks. Past
+    ``datasets.config.MAX_SHARD_SIZE`` (500 MB) that reader writes several files: their record batches are
+    streamed into the one file."""
     import shutil
 
     import pyarrow as pa
     from datasets import Dataset
+
+    from hala_exp.data.arrow import write_batches
 
     work = out / ".arrow-work"
     shutil.rmtree(work, ignore_errors=True)
     try:
         if (out / "data.jsonl").stat().st_size:
             ds = Dataset.from_json(str(out / "data.jsonl"), cache_dir=str(work))
-            (cache_file,) = [f["filename"] for f in ds.cache_files]
-            os.replace(cache_file, out / "data.arrow")
+            files = [f["filename"] for f in ds.cache_files]
+            if len(files) == 1:
+                os.replace(files[0], out / "data.arrow")
+            else:
+                write_batches(out / "data.arrow", ds.data.schema, _record_batches(files))
         else:  # no rows (all rejected): an empty stream that still loads
             with pa.OSFile(str(work.with_name(".data.arrow.tmp")), "wb") as fh:
                 pa.ipc.new_stream(fh, pa.schema([("id", pa.string())])).close()
             os.replace(work.with_name(".data.arrow.tmp"), out / "data.arrow")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _record_batches(files: list[str]):
+    import pyarrow as pa
+
+    for name in files:
+        with pa.memory_map(name) as source:
+            yield from pa.ipc.open_stream(source)
 
 
 def _metric_name(reason: str) -> str:
