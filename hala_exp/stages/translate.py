@@ -40,6 +40,7 @@ from hala_exp.translation.config import LanguageConfig, PromptConfig, TranslateC
 if TYPE_CHECKING:
     from hala_exp.translation.cache import SegmentCache
     from hala_exp.translation.engine import Translator
+    from hala_exp.translation.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def translate_dataset(ctx: StageContext, get_source) -> StageResult:
         log.info("translate: %d rows in %d shards of %d (job %s)", len(source), n_shards, size, owner)
         work = _Work(ctx, source, store, leases, owner)
         try:
-            plan = work.plan_ = work.plan()
+            plan = work.plan()
             work.generate_plan(plan)  # every distinct segment once, whichever job; then rows only read the cache
             while True:
                 _check_done_shards(store, n_shards)
@@ -227,7 +228,7 @@ class _Work:
             owner,
         )
         self.translator: Translator | None = None
-        self.plan_ = None  # the segment plan once open
+        self.plan_: Plan | None = None  # the segment plan once open
         self.cache: SegmentCache | None = None
 
     @property
@@ -235,26 +236,32 @@ class _Work:
         return self.translator.devices if self.translator else self.cfg.translate.engine.devices
 
     def take_and_translate(self, n_shards: int) -> None:
+        self._claim_windows(n_shards, "part", self.store.done, self._translate_window)
+
+    def _claim_windows(self, n: int, kind: str, done, work) -> None:
+        """Claim shards ``kind-k`` no live job holds and that are not ``done(k)``, and hand them to ``work``
+        ``runtime.window_shards`` at a time; their leases are released when ``work`` returns or fails."""
+
+        def run(window: list[int]) -> None:
+            try:
+                work(window)
+            finally:
+                for k in window:
+                    self.leases.release(f"{kind}-{k:06d}")
+
         window: list[int] = []
-        for k in range(n_shards):
-            if self.store.done(k) or not self.leases.acquire(f"part-{k:06d}"):
+        for k in range(n):
+            if done(k) or not self.leases.acquire(f"{kind}-{k:06d}"):
                 continue
-            if self.store.done(k):  # committed between our look and our claim
-                self.leases.release(f"part-{k:06d}")
+            if done(k):  # finished between our look and our claim
+                self.leases.release(f"{kind}-{k:06d}")
                 continue
             window.append(k)
             if len(window) == self.cfg.translate.runtime.window_shards:
-                self._window(window)
+                run(window)
                 window = []
         if window:
-            self._window(window)
-
-    def _window(self, shards: list[int]) -> None:
-        try:
-            self._translate_window(shards)
-        finally:
-            for k in shards:
-                self.leases.release(f"part-{k:06d}")
+            run(window)
 
     def _engine(self):
         if self.translator is None:
@@ -291,7 +298,8 @@ class _Work:
                     for m in row["messages"]:
                         yield [(tr.key(x), x) for x in tr.segments_of(m["content"])]
 
-        return plan.open_or_build(self.ctx.out_dir, self.leases, PLAN, segment_lists, self.owner)
+        self.plan_ = plan.open_or_build(self.ctx.out_dir, self.leases, PLAN, segment_lists, self.owner)
+        return self.plan_
 
     def generate_plan(self, plan) -> None:
         """Claim free segment shards window by window until every one is done (a job that finds the rest held
@@ -299,39 +307,22 @@ class _Work:
         taken over on a later pass)."""
         from hala_exp.translation.plan import DoneMarkers
 
-        size, rt = self.cfg.translate.shard_size, self.cfg.translate.runtime
-        n, markers = -(-plan.segments // size), DoneMarkers(self.ctx.out_dir)
+        n, markers = -(-plan.segments // self.cfg.translate.shard_size), DoneMarkers(self.ctx.out_dir)
         while True:
-            window: list[int] = []
-            for k in range(n):
-                if markers.done(k) or not self.leases.acquire(f"seg-{k:06d}"):
-                    continue
-                if markers.done(k):  # finished between our look and our claim
-                    self.leases.release(f"seg-{k:06d}")
-                    continue
-                window.append(k)
-                if len(window) == rt.window_shards:
-                    self._segment_window(plan, window, markers)
-                    window = []
-            if window:
-                self._segment_window(plan, window, markers)
+            self._claim_windows(n, "seg", markers.done, lambda window: self._segment_window(plan, window, markers))
             if all(markers.done(k) for k in range(n)):
                 return
             time.sleep(min(1.0, self.leases.heartbeat_s))
 
     def _segment_window(self, plan, shards: list[int], markers) -> None:
         size = self.cfg.translate.shard_size
-        try:
-            tr, cache = self._engine()
-            cache.refresh()  # a rerun reuses what earlier attempts generated
-            texts = {k: plan.texts(k * size, min((k + 1) * size, plan.segments)) for k in shards}
-            spent = tr.generate((t for shard in texts.values() for t in shard), cache)
-            total = max(sum(len(t) for t in texts.values()), 1)
-            for k in shards:  # reuse of the cache, split over the window's shards by segments
-                markers.mark(k, {"cached_segments": spent.cached_segments * len(texts[k]) / total})
-        finally:
-            for k in shards:
-                self.leases.release(f"seg-{k:06d}")
+        tr, cache = self._engine()
+        cache.refresh()  # a rerun reuses what earlier attempts generated
+        texts = {k: plan.texts(k * size, min((k + 1) * size, plan.segments)) for k in shards}
+        spent = tr.generate((t for shard in texts.values() for t in shard), cache)
+        total = max(sum(len(t) for t in texts.values()), 1)
+        for k in shards:  # reuse of the cache, split over the window's shards by segments
+            markers.mark(k, {"cached_segments": spent.cached_segments * len(texts[k]) / total})
 
     # ------------------------------------------------------------ rows
     def _rows(self, start: int, stop: int) -> list[dict]:
