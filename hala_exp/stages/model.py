@@ -15,7 +15,7 @@ from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError
 from hala_exp.core.stage import StageContext, StageResult
 
 VERSIONS = ("transformers", "tokenizers", "torch")
-FORMAT_VERSION = 1  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
+FORMAT_VERSION = 2  # bump when this stage's code changes the bytes it writes (part of the fingerprint)
 HUB_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "tokenizer*", "*.txt", "*.model", "*.py"]
 
 
