@@ -60,25 +60,21 @@ class Leases:
 
     def _take_over_if_stale(self, name: str) -> bool:
         path = self.path(name)
-        try:
-            age = self.fs_now() - path.stat().st_mtime
-        except FileNotFoundError:
-            return True  # released meanwhile: try to create it
-        if age < self.stale_s and not self._holder_gone(name):
+        if self.fresh(path):
             return False
         aside = self.dir / f".{name}.stale-{self.owner}"
         try:
             os.rename(path, aside)  # one job wins; the others see FileNotFoundError
         except FileNotFoundError:
-            return True
+            return True  # released meanwhile (or another job took it over): try to create it
         try:
-            fresh = self.fs_now() - aside.stat().st_mtime < self.stale_s
-            if fresh and not _process_gone(_read(aside)):  # a fresh lease slipped in: give it back
+            if self.fresh(aside):  # a fresh lease slipped in between our look and the rename: give it back
                 try:
                     os.link(aside, path)
                 except FileExistsError:
                     pass
                 return False
+            age = self.fs_now() - aside.stat().st_mtime
             log.warning("lease %s was stale (%.0f s without a heartbeat): its job is gone; taking it over", name, age)
             return True
         finally:
@@ -111,9 +107,6 @@ class Leases:
         tmp = path.with_name(f".{path.name}.tmp-{self.owner}")
         tmp.write_text(f"{self.owner} {uuid.uuid4().hex}")
         os.replace(tmp, path)
-
-    def _holder_gone(self, name: str) -> bool:
-        return _process_gone(self._reads(name))
 
     def fs_now(self) -> float:
         clock = self.dir / f".clock-{self.owner}"
