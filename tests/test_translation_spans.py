@@ -79,6 +79,21 @@ def test_segments_rejoin_in_order_under_budget():
             assert not has_letters(p.text) or p.text.strip() == ""
 
 
+def test_single_line_cuts_at_every_line_break_and_rejoins_exactly():
+    words = lambda s: len(s.split())  # noqa: E731
+    text = "a line.\nanother line."
+    assert [p.text for p in split(text, words, budget=50)] == [text], "by default short lines travel together"
+    pieces = split(text, words, budget=50, single_line=True)
+    assert [(p.text, p.translate) for p in pieces] == [("a line.", True), ("\n", False), ("another line.", True)]
+    # Under a budget, a long line is still cut at sentences then words, and no piece sent holds a line break.
+    text = "One two three. Four five six seven eight nine ten.\n  [[0]]\nShort one.\n\nNext paragraph here."
+    pieces = split(text, words, budget=4, single_line=True)
+    assert join([p.text for p in pieces]) == text
+    sent = [p.text for p in pieces if p.translate]
+    assert sent == ["One two three.", "Four five six seven", "eight nine ten.", "Short one.", "Next paragraph here."]
+    assert all(words(t) <= 4 and "\n" not in t for t in sent)
+
+
 def test_marker_lines_are_not_sent_to_the_translator():
     p = spans.protect("Run this:\n```sh\nls -la\n```\nIt lists files.")
     pieces = split(p.text, lambda s: len(s.split()), budget=50)

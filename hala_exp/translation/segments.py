@@ -1,9 +1,11 @@
 """Split a (protected) text into pieces the translator can take, and rejoin them in order.
 
 Paragraphs are the first cut; a paragraph over the token budget is cut at line and sentence ends and the
-sentences are packed greedily under the budget; a sentence still over it is cut between words. Whitespace
-between pieces, and pieces with no letters (markers, numbers, punctuation), are kept verbatim, so the
-rejoined translation keeps the source's layout.
+sentences are packed greedily under the budget; a sentence still over it is cut between words. With
+``single_line`` (an engine that stops at a line break) every line is its own block, never packed with the next,
+and only sentence and word cuts apply inside it. Whitespace between pieces (line breaks included), and pieces
+with no letters (markers, numbers, punctuation), are kept verbatim, so the rejoined translation keeps the
+source's layout.
 """
 
 from __future__ import annotations
@@ -29,18 +31,25 @@ def has_letters(text: str) -> bool:
     return any(c.isalpha() for c in text)
 
 
-def split(text: str, count_tokens: Callable[[str], int], budget: int) -> list[Piece]:
+def split(text: str, count_tokens: Callable[[str], int], budget: int, *, single_line: bool = False) -> list[Piece]:
+    """``single_line``: no piece to translate holds a line break (an engine that stops at one would drop the
+    lines after the first)."""
     pieces: list[Piece] = []
     for i, para in enumerate(_PARAGRAPH_BREAK.split(text)):
         if i % 2:
             pieces.append(Piece(para, False))
         else:
-            for block, translate in _letter_runs(para):
+            for block, translate in _lines(para) if single_line else _letter_runs(para):
                 if translate:
                     _split_block(block, count_tokens, budget, pieces, level=0)
                 else:
                     pieces.append(Piece(block, False))
     return [p for p in pieces if p.text]
+
+
+def _lines(para: str) -> list[tuple[str, bool]]:
+    """Every line of a paragraph its own block; the line breaks between them stay verbatim."""
+    return [(part, not i % 2) for i, part in enumerate(_cut(para, _LINE_BREAK))]
 
 
 def _letter_runs(para: str) -> list[tuple[str, bool]]:
