@@ -144,6 +144,10 @@ class EngineConfig:
     # Per segment: at most ratio x source tokens are generated (bounds runaway loops); our choice.
     max_new_tokens_ratio: float = 4.0
     max_segment_tokens: int = 256  # longer texts are split at paragraph/sentence boundaries under this budget
+    # A segment's generation ends at the first token whose text holds a line break (dropped, like an EOS): the
+    # answer to a few-shot plain-text prompt ("English: ...\nArabic:") is one line, and a base model goes on to
+    # write the next example. Segments are then cut at every line break, so no source line is lost.
+    stop_at_newline: bool = False
     trust_remote_code: bool = False
     tensor_parallel_size: int = 1  # vllm
     data_parallel_size: int = 1  # vllm

@@ -63,6 +63,8 @@ class Translator:
         self.work_dir = Path(work_dir) if work_dir else None
         self.tokenizer = load_tokenizer(model, trust_remote_code=engine.trust_remote_code)
         self.eos_ids = _eos_ids(model, self.tokenizer)
+        if engine.stop_at_newline:  # a line break ends a segment as an EOS does, on both backends (cut_at_eos)
+            self.eos_ids |= _newline_ids(self.tokenizer)
         self._backend = None
         self._prepared: dict[str, Prepared] = {}  # a bounded memo of ``prepare`` (least recent out first)
         self._starts_seen = (0, 0.0)  # backend start-ups already in a ledger
@@ -123,7 +125,9 @@ class Translator:
 
     def _prepare(self, text: str) -> Prepared:
         protected = spans.protect(text, self.protect.kinds) if self.protect.enabled else spans.Protected(text, [])
-        pieces = segments.split(protected.text, self.count_tokens, self.cfg.max_segment_tokens)
+        pieces = segments.split(
+            protected.text, self.count_tokens, self.cfg.max_segment_tokens, single_line=self.cfg.stop_at_newline
+        )
         return Prepared(protected, pieces)
 
     @staticmethod
@@ -237,6 +241,13 @@ def _eos_ids(model: str, tokenizer) -> set[int]:
     if not ids:
         raise ValueError(f"{model}: no end-of-sequence token id in its tokenizer or generation_config.json")
     return ids
+
+
+def _newline_ids(tokenizer) -> set[int]:
+    r"""Every token whose text holds a line break ("\n", "\n\n", ".\n", a byte-fallback <0x0A>). The whole
+    vocabulary is decoded in one batched call: about a second for Gemma 3's 262k tokens on 2 CPU cores."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return {i for i, text in enumerate(texts) if "\n" in text}
 
 
 class _Progress:
