@@ -1,12 +1,15 @@
 """Engine options for a base model on a few-shot plain-text prompt: generation stops at a line break (on
-segments cut at every line break)."""
+segments cut at every line break), and a repetition penalty reaches transformers' ``generate`` without depending
+on a row's batch neighbours."""
 
 from __future__ import annotations
 
 import pytest
 from test_translation_support import LANGUAGE, PROMPT, arabize, install_fake, tiny_model
 
+from hala_exp.core.model_dirs import load_tokenizer
 from hala_exp.core.schema import build
+from hala_exp.translation.backends import Request, TransformersBackend
 from hala_exp.translation.cache import SegmentCache
 from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig
 from hala_exp.translation.engine import Translator
@@ -40,3 +43,21 @@ def test_stop_at_newline_ends_a_segment_at_a_line_break(model_dir, tmp_path, mon
     (out,), _ = tr.translate(["a line.\nanother line."], SegmentCache(tmp_path / "segments"))
     assert out.text == arabize("a line.") + "\n" + arabize("another line.")
 
+
+def test_repetition_penalty_reaches_generate_and_ignores_left_padding(model_dir):
+    tok = load_tokenizer(str(model_dir))
+    short = Request("short", tok("Hello world.", add_special_tokens=False)["input_ids"], 12)
+    text = "The weather is nice today and I like green tea."
+    long = Request("long", tok(text, add_special_tokens=False)["input_ids"], 12)
+
+    def greedy(penalty: float, requests: list[Request], pad_id: int) -> list[int]:
+        backend = TransformersBackend(str(model_dir), engine(repetition_penalty=penalty), {tok.eos_token_id}, pad_id)
+        out: dict[str, list[int]] = {}
+        backend.generate(requests, lambda gens: out.update((g.key, g.token_ids) for g in gens))
+        return out["short"]
+
+    alone = greedy(2.0, [short], tok.pad_token_id)
+    assert alone != greedy(1.0, [short], tok.pad_token_id), "the penalty changes what greedy search picks"
+    # Padded beside a longer prompt, the row must not see its padding as tokens it has written: with the pad id
+    # set to the very token it picks first, transformers' own penalty would push that token down.
+    assert greedy(2.0, [short, long], alone[0]) == alone

@@ -294,6 +294,8 @@ def test_config_groups_build():
             assert lang.code == code and lang.script in ("Arabic", "Latin")
     with pytest.raises(ConfigError, match="translate.runtime.lease_heartbeat_s"):
         stage_config(lease_heartbeat_s=5, lease_stale_s=2)
+    with pytest.raises(ConfigError, match=r"translate.engine.repetition_penalty: 0(.0)? must be > 0"):
+        stage_config(translate={"engine": {"repetition_penalty": 0}})
     with pytest.raises(ConfigError, match="prompt.template"):
         good = stage_config()
         build(

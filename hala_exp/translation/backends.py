@@ -86,6 +86,9 @@ class TransformersBackend:
                 ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
                 mask[i, width - len(r.prompt_ids) :] = 1
             limit = max(r.max_new_tokens for r in batch)
+            penalty = self.cfg.repetition_penalty
+            pads = torch.tensor([width - len(r.prompt_ids) for r in batch], device=self.device)
+            processors = [_RepetitionPenalty(penalty, pads)] if penalty != 1.0 else []
             with torch.inference_mode():
                 out = self.model.generate(
                     input_ids=ids.to(self.device),
@@ -98,6 +101,7 @@ class TransformersBackend:
                     temperature=None,
                     top_p=None,
                     top_k=None,
+                    logits_processor=processors,
                 )
             new = out[:, width:].tolist()
             # Each request keeps only its own limit, so a result never depends on its batch neighbours' limits.
@@ -107,6 +111,23 @@ class TransformersBackend:
                     for r, row in zip(batch, new)
                 ]
             )
+
+
+class _RepetitionPenalty:
+    """transformers' repetition penalty over each row's own tokens only. Its own counts the left padding as seen
+    tokens, so a padded row would have its pad id (often the EOS) penalised and its result would depend on its
+    batch neighbours' lengths; vLLM pads nothing."""
+
+    def __init__(self, penalty: float, pads):
+        self.penalty, self.pads = penalty, pads  # pads: left-padding width of each row
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        padding = torch.arange(input_ids.shape[1], device=input_ids.device) < self.pads[:, None]
+        seen = torch.where(padding, input_ids[:, -1:], input_ids)  # a padding slot repeats a token of the row
+        logits = scores.gather(1, seen)
+        return scores.scatter(1, seen, torch.where(logits < 0, logits * self.penalty, logits / self.penalty))
 
 
 class VllmBackend:
@@ -141,7 +162,8 @@ class VllmBackend:
                     "data_parallel_size": self.cfg.data_parallel_size,
                     "gpu_memory_utilization": self.cfg.gpu_memory_utilization,
                     "max_model_len": self.cfg.max_model_len,
-                    "eos_token_ids": sorted(self.eos_ids),
+                    "eos_token_ids": sorted(self.eos_ids),  # with the line-break tokens under stop_at_newline
+                    "repetition_penalty": self.cfg.repetition_penalty,
                     "chunk_size": self.cfg.runtime.generate_batch_size,
                 }
             )

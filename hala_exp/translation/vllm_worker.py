@@ -115,12 +115,19 @@ def main(session):
     llm = LLM(**kwargs)
     eos = engine.get("eos_token_ids") or []
     chunk = int(engine.get("chunk_size", 256))
+    penalty = float(engine.get("repetition_penalty", 1.0))
     for request in _requests(session):
         reqs = request["requests"]
         for start in range(0, len(reqs), chunk):
             part = reqs[start : start + chunk]
             params = [
-                SamplingParams(temperature=0.0, max_tokens=r["max_tokens"], stop_token_ids=eos, detokenize=False)
+                SamplingParams(
+                    temperature=0.0,
+                    max_tokens=r["max_tokens"],
+                    stop_token_ids=eos,
+                    repetition_penalty=penalty,
+                    detokenize=False,
+                )
                 for r in part
             ]
             outputs = llm.generate([{"prompt_token_ids": r["prompt_token_ids"]} for r in part], params, use_tqdm=False)
