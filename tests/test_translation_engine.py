@@ -25,9 +25,10 @@ def engine(**options) -> EngineConfig:
     return build(EngineConfig, {"dtype": "float32", **options}, "translate.engine")
 
 
-def translator(model_dir, tmp_path, **options) -> Translator:
-    prompt, language = build(PromptConfig, PROMPT, "prompt"), build(LanguageConfig, LANGUAGE, "language")
-    return Translator(str(model_dir), prompt, language, "en-xx", engine(**options), work_dir=tmp_path)
+def translator(model_dir, tmp_path, **prompt_options) -> Translator:
+    prompt = build(PromptConfig, {**PROMPT, **prompt_options}, "prompt")
+    language = build(LanguageConfig, LANGUAGE, "language")
+    return Translator(str(model_dir), prompt, language, "en-xx", engine(), work_dir=tmp_path)
 
 
 def test_stop_at_newline_ends_a_segment_at_a_line_break(model_dir, tmp_path, monkeypatch):
@@ -51,7 +52,7 @@ def test_repetition_penalty_reaches_generate_and_ignores_left_padding(model_dir)
     long = Request("long", tok(text, add_special_tokens=False)["input_ids"], 12)
 
     def greedy(penalty: float, requests: list[Request], pad_id: int) -> list[int]:
-        backend = TransformersBackend(str(model_dir), engine(repetition_penalty=penalty), {tok.eos_token_id}, pad_id)
+        backend = TransformersBackend(str(model_dir), engine(), {tok.eos_token_id}, pad_id, repetition_penalty=penalty)
         out: dict[str, list[int]] = {}
         backend.generate(requests, lambda gens: out.update((g.key, g.token_ids) for g in gens))
         return out["short"]

@@ -283,7 +283,7 @@ def test_config_groups_build():
     from omegaconf import OmegaConf
 
     from hala_exp.core.schema import ConfigError, build
-    from hala_exp.translation.config import LanguageConfig, TranslateConfig
+    from hala_exp.translation.config import LanguageConfig, PromptConfig, TranslateConfig
 
     with initialize_config_dir(str(ROOT / "conf")):
         for name in ("transformers", "vllm"):
@@ -294,8 +294,8 @@ def test_config_groups_build():
             assert lang.code == code and lang.script in ("Arabic", "Latin")
     with pytest.raises(ConfigError, match="translate.runtime.lease_heartbeat_s"):
         stage_config(lease_heartbeat_s=5, lease_stale_s=2)
-    with pytest.raises(ConfigError, match=r"translate.engine.repetition_penalty: 0(.0)? must be > 0"):
-        stage_config(translate={"engine": {"repetition_penalty": 0}})
+    with pytest.raises(ConfigError, match=r"prompt.repetition_penalty: 0(.0)? must be > 0"):
+        build(PromptConfig, {"template": "{text}", "repetition_penalty": 0}, "prompt")
     with pytest.raises(ConfigError, match="prompt.template"):
         good = stage_config()
         build(

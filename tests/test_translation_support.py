@@ -64,7 +64,7 @@ def install_fake(monkeypatch, **kwargs):
     import hala_exp.translation.engine as engine
     from hala_exp.core.model_dirs import load_tokenizer
 
-    def make(model_path, cfg, eos_ids, pad_id, work_dir):
+    def make(model_path, cfg, eos_ids, pad_id, work_dir, repetition_penalty=1.0):
         return FakeBackend(load_tokenizer(model_path), eos_ids, **kwargs)
 
     monkeypatch.setattr(engine, "make_backend", make)

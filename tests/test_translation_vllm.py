@@ -106,10 +106,8 @@ def test_engine_settings_reach_the_vllm_workers_sampling_params(tmp_path, monkey
     python.chmod(0o755)
     log = tmp_path / "sampling.jsonl"
     monkeypatch.setenv("FAKE_VLLM_LOG", str(log))
-    engine = build(
-        EngineConfig, {"name": "vllm", "repetition_penalty": 1.3, "runtime": {"worker_python": str(python)}}, "e"
-    )
-    backend = VllmBackend("model", engine, {7, 9}, tmp_path / "worker")
+    engine = build(EngineConfig, {"name": "vllm", "runtime": {"worker_python": str(python)}}, "e")
+    backend = VllmBackend("model", engine, {7, 9}, tmp_path / "worker", repetition_penalty=1.3)
     out = []
     try:
         backend.generate([Request("a", [5, 6, 7, 8], 10), Request("b", [4, 3], 10)], out.extend)

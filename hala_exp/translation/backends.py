@@ -55,7 +55,9 @@ def cut_at_eos(ids: list[int], eos_ids: set[int], limit: int) -> list[int]:
 class TransformersBackend:
     devices = 1
 
-    def __init__(self, model_path: str, cfg: EngineConfig, eos_ids: set[int], pad_id: int):
+    def __init__(
+        self, model_path: str, cfg: EngineConfig, eos_ids: set[int], pad_id: int, repetition_penalty: float = 1.0
+    ):
         import torch
 
         started = time.perf_counter()
@@ -69,6 +71,7 @@ class TransformersBackend:
         if dtype == "auto":
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         self.device, self.cfg, self.eos_ids, self.pad_id = device, cfg, eos_ids, pad_id
+        self.repetition_penalty = repetition_penalty  # the prompt's (PromptConfig), not the engine's
         self.model = load_model(model_path, dtype=dtype, trust_remote_code=cfg.trust_remote_code, device=device)
         self.starts, self.start_seconds = 1, time.perf_counter() - started
 
@@ -86,7 +89,7 @@ class TransformersBackend:
                 ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
                 mask[i, width - len(r.prompt_ids) :] = 1
             limit = max(r.max_new_tokens for r in batch)
-            penalty = self.cfg.repetition_penalty
+            penalty = self.repetition_penalty
             pads = torch.tensor([width - len(r.prompt_ids) for r in batch], device=self.device)
             processors = [_RepetitionPenalty(penalty, pads)] if penalty != 1.0 else []
             with torch.inference_mode():
@@ -135,7 +138,9 @@ class VllmBackend:
     starts once, then each ``generate`` drops a request file and streams results back from a JSONL file.
     A worker that died is restarted on the next request (counted in ``starts``)."""
 
-    def __init__(self, model_path: str, cfg: EngineConfig, eos_ids: set[int], work_dir: Path):
+    def __init__(
+        self, model_path: str, cfg: EngineConfig, eos_ids: set[int], work_dir: Path, repetition_penalty: float = 1.0
+    ):
         python = cfg.runtime.worker_python
         if not python:
             raise ValueError(
@@ -145,6 +150,7 @@ class VllmBackend:
         if not Path(python).exists():
             raise FileNotFoundError(f"translate.engine.runtime.worker_python: {python} does not exist")
         self.python, self.model_path, self.cfg, self.eos_ids = python, model_path, cfg, eos_ids
+        self.repetition_penalty = repetition_penalty  # the prompt's (PromptConfig), not the engine's
         self.session = Path(work_dir) / f"session-{os.getpid()}-{time.time_ns()}"
         self.devices = cfg.tensor_parallel_size * cfg.data_parallel_size
         self.proc: subprocess.Popen | None = None
@@ -163,7 +169,7 @@ class VllmBackend:
                     "gpu_memory_utilization": self.cfg.gpu_memory_utilization,
                     "max_model_len": self.cfg.max_model_len,
                     "eos_token_ids": sorted(self.eos_ids),  # with the line-break tokens under stop_at_newline
-                    "repetition_penalty": self.cfg.repetition_penalty,
+                    "repetition_penalty": self.repetition_penalty,
                     "chunk_size": self.cfg.runtime.generate_batch_size,
                 }
             )
@@ -269,7 +275,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def make_backend(model_path: str, cfg: EngineConfig, eos_ids: set[int], pad_id: int, work_dir: Path):
+def make_backend(
+    model_path: str, cfg: EngineConfig, eos_ids: set[int], pad_id: int, work_dir: Path, repetition_penalty: float = 1.0
+):
     if cfg.name == "transformers":
-        return TransformersBackend(model_path, cfg, eos_ids, pad_id)
-    return VllmBackend(model_path, cfg, eos_ids, work_dir)
+        return TransformersBackend(model_path, cfg, eos_ids, pad_id, repetition_penalty)
+    return VllmBackend(model_path, cfg, eos_ids, work_dir, repetition_penalty)

@@ -16,13 +16,23 @@ from hala_exp.core.schema import NOT_FINGERPRINTED, ConfigError, in_range
 
 @dataclass
 class PromptConfig:
-    """How a source text becomes the translator's input. ``template`` takes ``{source_name}``,
-    ``{target_name}`` and ``{text}``; ``chat_template: true`` wraps it as the user turn of the tokenizer's
-    chat template with the generation prompt, ``false`` sends it as plain text."""
+    """How a source text becomes the translator's input, and where its answer ends. ``template`` takes
+    ``{source_name}``, ``{target_name}`` and ``{text}``; ``chat_template: true`` wraps it as the user turn of
+    the tokenizer's chat template with the generation prompt, ``false`` sends it as plain text. The two
+    decoding settings belong to the prompt, not to the shared engine: a base model's few-shot prompt needs
+    them, and the chat-tuned translator that borrows the same engine must not get them."""
 
     template: str
     chat_template: bool = True
     system: str | None = None  # an optional system turn (chat_template only)
+    # A segment's generation ends at the first token whose text holds a line break (dropped, like an EOS): the
+    # answer to a few-shot plain-text prompt ("English: ...\nArabic:") is one line, and a base model goes on to
+    # write the next example. Segments are then cut at every line break, so no source line is lost.
+    stop_at_newline: bool = False
+    # Lowers every token already in the prompt or the output (a positive logit divided by it, a negative one
+    # multiplied, as vLLM does; 1.0: off). A base model on a few-shot prompt loops without it: Gemma 3 270M's
+    # chrF++ went from 16.1 to 23.5 with 1.2 (benchmarks/teacher_candidates.py, 10 FLORES sentences).
+    repetition_penalty: float = 1.0
 
     def check(self) -> None:
         if "{text}" not in self.template:
@@ -35,6 +45,8 @@ class PromptConfig:
             ) from None
         if self.system is not None and not self.chat_template:
             raise ConfigError("system: needs chat_template: true")
+        if self.repetition_penalty <= 0:
+            raise ConfigError(f"repetition_penalty: {self.repetition_penalty} must be > 0 (1.0: off)")
 
     def messages(self, text: str, source_name: str, target_name: str) -> list[dict]:
         """The chat turns of one request: what the translator is trained on (bilingual) and asked (engine)."""
@@ -144,14 +156,6 @@ class EngineConfig:
     # Per segment: at most ratio x source tokens are generated (bounds runaway loops); our choice.
     max_new_tokens_ratio: float = 4.0
     max_segment_tokens: int = 256  # longer texts are split at paragraph/sentence boundaries under this budget
-    # Lowers every token already in the prompt or the output (a positive logit divided by it, a negative one
-    # multiplied; 1.0: off). A base model on a few-shot prompt needs it: Gemma 3 270M's chrF++ went from 16.1 to
-    # 23.5 with 1.2 (benchmarks/teacher_candidates.py, 10 sentences).
-    repetition_penalty: float = 1.0
-    # A segment's generation ends at the first token whose text holds a line break (dropped, like an EOS): the
-    # answer to a few-shot plain-text prompt ("English: ...\nArabic:") is one line, and a base model goes on to
-    # write the next example. Segments are then cut at every line break, so no source line is lost.
-    stop_at_newline: bool = False
     trust_remote_code: bool = False
     tensor_parallel_size: int = 1  # vllm
     data_parallel_size: int = 1  # vllm
@@ -165,8 +169,6 @@ class EngineConfig:
                 raise ConfigError(f"{key}: {getattr(self, key)} must be >= 1")
         if self.max_new_tokens_ratio <= 0:
             raise ConfigError(f"max_new_tokens_ratio: {self.max_new_tokens_ratio} must be > 0")
-        if self.repetition_penalty <= 0:
-            raise ConfigError(f"repetition_penalty: {self.repetition_penalty} must be > 0 (1.0: off)")
         in_range("gpu_memory_utilization", self.gpu_memory_utilization, 0.05, 1.0)
         if self.name == "transformers" and (self.tensor_parallel_size > 1 or self.data_parallel_size > 1):
             raise ConfigError(

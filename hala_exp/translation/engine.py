@@ -63,7 +63,7 @@ class Translator:
         self.work_dir = Path(work_dir) if work_dir else None
         self.tokenizer = load_tokenizer(model, trust_remote_code=engine.trust_remote_code)
         self.eos_ids = _eos_ids(model, self.tokenizer)
-        if engine.stop_at_newline:  # a line break ends a segment as an EOS does, on both backends (cut_at_eos)
+        if prompt.stop_at_newline:  # a line break ends a segment as an EOS does, on both backends (cut_at_eos)
             self.eos_ids |= _newline_ids(self.tokenizer)
         self._backend = None
         self._prepared: dict[str, Prepared] = {}  # a bounded memo of ``prepare`` (least recent out first)
@@ -126,7 +126,7 @@ class Translator:
     def _prepare(self, text: str) -> Prepared:
         protected = spans.protect(text, self.protect.kinds) if self.protect.enabled else spans.Protected(text, [])
         pieces = segments.split(
-            protected.text, self.count_tokens, self.cfg.max_segment_tokens, single_line=self.cfg.stop_at_newline
+            protected.text, self.count_tokens, self.cfg.max_segment_tokens, single_line=self.prompt.stop_at_newline
         )
         return Prepared(protected, pieces)
 
@@ -216,7 +216,9 @@ class Translator:
         if self._backend is None:
             pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
             work = self.work_dir or Path.cwd()
-            self._backend = make_backend(self.model, self.cfg, self.eos_ids, pad, work / "worker")
+            self._backend = make_backend(
+                self.model, self.cfg, self.eos_ids, pad, work / "worker", self.prompt.repetition_penalty
+            )
         return self._backend
 
     def close(self) -> None:
