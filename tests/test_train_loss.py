@@ -1,5 +1,5 @@
-"""The train step's loss and optimizer: logits only at trained positions, the batch's last column not fed, and
-the fused AdamW give the textbook path's loss, gradients and weights."""
+"""The train step's loss and optimizer: logits only at trained positions, no column fed after the last trained
+target, and the fused AdamW give the textbook path's loss, gradients and weights."""
 
 from __future__ import annotations
 
@@ -73,9 +73,12 @@ def test_models_that_rescale_logits_take_the_full_forward():
 
 
 @pytest.mark.parametrize("architecture", ["lfm2", "llama"])
-def test_the_model_is_not_fed_the_last_column(architecture):
-    """Its output would predict nothing: the model sees one column fewer (and the loss still matches the full
-    forward, test above)."""
+def test_the_model_is_not_fed_the_columns_after_the_last_trained_target(architecture):
+    """Their outputs would predict nothing: with every example's last token trained that is the last column; an
+    untrained end of turn (chatml's "\\n" after <|im_end|>) on the longest example is one column more. The loss
+    still matches the full forward."""
+    from hala_exp.training.batches import collate
+    from hala_exp.training.chat import IGNORE_INDEX
     from hala_exp.training.module import target_loss
 
     model, batch = _batch_and_model(architecture)
@@ -83,6 +86,17 @@ def test_the_model_is_not_fed_the_last_column(architecture):
     model.get_input_embeddings().register_forward_hook(lambda _m, args, _out: widths.append(args[0].shape[1]))
     target_loss(model, batch)
     assert widths == [batch["input_ids"].shape[1] - 1]
+
+    ids, labels = batch["input_ids"], batch["labels"]
+    rows = [[(ids[k, :n].tolist(), labels[k, :n].tolist())] for k, n in enumerate([7, 12, 5, 9])]
+    rows[1][0][1][-1] = IGNORE_INDEX  # the longest example (12 tokens) ends with an untrained token
+    untrained_end = collate(rows, pad_id=0, packing=False)
+    assert untrained_end["feed_width"] == 10
+    assert collate(rows, pad_id=0, packing=False, pad_to_multiple_of=8)["feed_width"] == 16  # aligned, <= width
+    widths.clear()
+    loss, n = target_loss(model, untrained_end)
+    assert widths == [10] and n == 4 + 3 + 4 + 5
+    torch.testing.assert_close(loss, _reference_loss(model, untrained_end), rtol=1e-5, atol=1e-5)
 
 
 def test_cpu_optimizer_is_the_fused_adamw_and_trains_like_the_reference_loop():

@@ -128,11 +128,24 @@ def collate(rows: list[list[tuple]], pad_id: int, packing: bool, pad_to_multiple
             position[k, start : start + n] = counting[:n]
             start += n
         position[k, start:] = counting[: width - start]  # padding tail: its own "example", never trained
+    # What the train step reads (``module.target_loss``), worked out here on the host so that the step needs no
+    # device sync: position j of a row predicts its token j + 1, and only positions with a trained target go
+    # through the output head (``target_index``: row * feed_width + column).
+    rows_t, cols_t = np.nonzero(targets[:, 1:] != IGNORE_INDEX)
+    # The model is fed the columns up to the last one that predicts a trained token: the ones after it (padding,
+    # the batch's last column, an untrained end of turn such as chatml's "\n" after <|im_end|>) predict nothing,
+    # and a causal model reads them at no earlier position. Rounded up to pad_to_multiple_of (aligned shapes).
+    last = int(cols_t.max()) + 1 if cols_t.size else 1
+    feed = min(width, -(-last // pad_to_multiple_of) * pad_to_multiple_of)
     real = int(lengths.sum())
     batch = {
         "input_ids": torch.from_numpy(ids),
         "labels": torch.from_numpy(targets),
         "position_ids": torch.from_numpy(position),
+        "feed_width": feed,
+        "target_index": torch.from_numpy(rows_t * feed + cols_t),
+        "target_ids": torch.from_numpy(targets[rows_t, cols_t + 1]),
+        "n_target": int(rows_t.size),
         "real_tokens": real,
         "padded_tokens": ids.size,
     }

@@ -7,7 +7,6 @@ import pytorch_lightning as pl
 import torch
 
 from hala_exp.training.batches import DataPosition
-from hala_exp.training.chat import IGNORE_INDEX
 from hala_exp.training.config import OptimizerConfig
 
 FUSED_ADAMW = ("cuda", "cpu")  # devices with torch's fused AdamW kernel (fp32, bf16, fp16 parameters)
@@ -19,26 +18,19 @@ def target_loss(model, batch) -> tuple[torch.Tensor, int]:
     Only the positions that predict a trained token go through the output head: prompts and padding
     (often half of a chat batch) never produce vocabulary-sized logits, and the float32 upcast covers
     just those rows. Models that post-process their logits (soft-capping, scaling) take the full forward.
-    The batch's last column is not fed at all: its output would predict nothing, and in a causal model no
-    earlier position reads it (one position in every row, about 1/width of the step's FLOPs).
+    The model is fed only the columns up to the last one that predicts a trained token (``feed_width``,
+    see ``batches.collate``, which also gathers the targets and their positions on the host).
     """
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE_INDEX
-    mask = batch.get("attention_mask")
-    inputs = dict(
-        input_ids=batch["input_ids"][:, :-1],
-        attention_mask=None if mask is None else mask[:, :-1],
-        position_ids=batch["position_ids"][:, :-1],
-        use_cache=False,
-    )
+    feed = batch["feed_width"]
+    inputs = {key: batch[key][:, :feed] for key in ("input_ids", "position_ids", "attention_mask") if key in batch}
     head = model.get_output_embeddings()
     if _plain_head(model, head):
-        hidden = model.base_model(**inputs).last_hidden_state
-        logits = head(hidden[keep]).float()
+        hidden = model.base_model(**inputs, use_cache=False).last_hidden_state
+        logits = head(hidden.flatten(0, 1)[batch["target_index"]])
     else:
-        logits = model(**inputs).logits[keep].float()
-    loss_sum = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
-    return loss_sum, int(keep.sum())
+        logits = model(**inputs, use_cache=False).logits.flatten(0, 1)[batch["target_index"]]
+    loss_sum = torch.nn.functional.cross_entropy(logits.float(), batch["target_ids"], reduction="sum")
+    return loss_sum, batch["n_target"]
 
 
 def _plain_head(model, head) -> bool:
