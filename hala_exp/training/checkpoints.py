@@ -52,8 +52,10 @@ class CheckpointRetention(ModelCheckpoint):
     here are ranked by step, so the newest ``save_top_k`` are kept.
     """
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        # Right after each save, not at every batch end: the directory changes only here, and a listing per
+        # batch was file-system work on every step for nothing.
+        super()._save_checkpoint(trainer, filepath)
         if trainer.is_global_zero and self.dirpath and self.save_top_k > 0:
             prune_checkpoints(self.dirpath, self.save_top_k)
 
