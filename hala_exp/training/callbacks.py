@@ -46,7 +46,7 @@ class Throughput(pl.Callback):
         i = self.interval
         i["real"] += batch["real_tokens"]
         i["padded"] += batch["padded_tokens"]
-        i["loss_sum"] += float(outputs["loss_sum"])
+        i["loss_sum"] += outputs["loss_sum"]  # a device tensor until the flush reads it: no device sync per batch
         i["n_target"] += outputs["n_target"]
         if trainer.global_step != self._step:  # an optimizer step happened on this batch
             self._step = trainer.global_step
@@ -59,14 +59,13 @@ class Throughput(pl.Callback):
             self._flush(trainer)
 
     def _flush(self, trainer) -> None:
+        keys = ["real", "padded", "loss_sum", "n_target"]
+        values = [float(self.interval[k]) for k in keys]  # waits for the device: the window ends after its work
         now = time.perf_counter()
         self.interval["time"] = now - self._t
         self._t = now
-        keys = ["real", "padded", "loss_sum", "n_target"]
-        summed = trainer.strategy.reduce(
-            torch.tensor([self.interval[k] for k in keys], dtype=torch.float64, device=trainer.strategy.root_device),
-            reduce_op="sum",
-        )
+        device = trainer.strategy.root_device
+        summed = trainer.strategy.reduce(torch.tensor(values, dtype=torch.float64, device=device), reduce_op="sum")
         for k, v in zip(keys, summed.tolist()):
             self.interval[k] = v
         for k in self.total:
