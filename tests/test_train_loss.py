@@ -99,6 +99,24 @@ def test_the_model_is_not_fed_the_columns_after_the_last_trained_target(architec
     torch.testing.assert_close(loss, _reference_loss(model, untrained_end), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_right_padded_rows_go_without_a_padding_mask(packed):
+    """A causal model's trained positions never read the padding after them (the loss matches the masked
+    reference above); packed rows keep their per-example position ids, a non-causal model its mask."""
+    from hala_exp.training.module import target_loss
+
+    model, batch = _batch_and_model("llama", packed)
+    seen = []
+    model.model.register_forward_pre_hook(lambda _m, _args, kwargs: seen.append(sorted(kwargs)), with_kwargs=True)
+    target_loss(model, batch)
+    model.config.is_causal = False
+    target_loss(model, batch)
+    if packed:
+        assert seen == [["input_ids", "position_ids", "use_cache"]] * 2
+    else:
+        assert seen == [["input_ids", "use_cache"], ["attention_mask", "input_ids", "use_cache"]]
+
+
 def test_cpu_optimizer_is_the_fused_adamw_and_trains_like_the_reference_loop():
     import copy
 

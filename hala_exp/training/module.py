@@ -22,7 +22,15 @@ def target_loss(model, batch) -> tuple[torch.Tensor, int]:
     see ``batches.collate``, which also gathers the targets and their positions on the host).
     """
     feed = batch["feed_width"]
-    inputs = {key: batch[key][:, :feed] for key in ("input_ids", "position_ids", "attention_mask") if key in batch}
+    inputs = {"input_ids": batch["input_ids"][:, :feed]}
+    if "attention_mask" not in batch:
+        inputs["position_ids"] = batch["position_ids"][:, :feed]  # packed rows: these keep the examples apart
+    elif not getattr(model.config, "is_causal", True):
+        inputs["attention_mask"] = batch["attention_mask"][:, :feed]
+    # else right-padded rows (collate) through a causal model: no trained position reads a later one, so the
+    # padding mask changes no trained output. Without it SDPA runs its is_causal kernel instead of building and
+    # applying a (batch, 1, width, width) mask, and LFM2's convolutions skip zeroing the padding; the default
+    # position ids (0, 1, ...) are the rows' own.
     head = model.get_output_embeddings()
     if _plain_head(model, head):
         hidden = model.base_model(**inputs, use_cache=False).last_hidden_state
