@@ -220,7 +220,9 @@ def bare(cfg, model_dir: Path, examples, tok, full_logits: bool) -> dict:
         examples.lengths(), examples.trainable_counts(), cfg.micro_batch_size, packing=False,
         max_length=cfg.max_length, batching=cfg.batching, seed=cfg.seed,
     )  # fmt: skip
-    loader = make_loader(examples, plan, 0, tok.pad_token_id, DataPosition())
+    loader = make_loader(
+        examples, plan, 0, tok.pad_token_id, DataPosition(), 0, cfg.runtime.pad_to_multiple_of, cfg.runtime.split_saving
+    )
     module = CausalLMModule(model, cfg.optimizer, plan.steps_per_epoch(), 1, 1, DataPosition())
     optim = module.configure_optimizers()
     opt, sched = optim["optimizer"], optim["lr_scheduler"]["scheduler"]

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
-def _batch_and_model(architecture: str, packed: bool = False):
+def _batch_and_model(architecture: str, packed: bool = False, split_saving: float = 1.0):
     from hala_exp.core.model_dirs import build_model, build_tokenizer, embedded_texts
     from hala_exp.training.batches import collate
     from hala_exp.training.chat import IGNORE_INDEX
@@ -21,7 +21,7 @@ def _batch_and_model(architecture: str, packed: bool = False):
     labels = [[IGNORE_INDEX] * p + s[p:] for s, p in zip(ids, prompts)]
     examples = list(zip(ids, labels))
     rows = [examples[:2], examples[2:]] if packed else [[e] for e in examples]
-    return model, collate(rows, tok.pad_token_id, packing=packed)
+    return model, collate(rows, tok.pad_token_id, packing=packed, split_saving=split_saving)
 
 
 def _reference_loss(model, batch):
@@ -40,14 +40,19 @@ def _reference_loss(model, batch):
     )
 
 
-@pytest.mark.parametrize("architecture,packed", [("lfm2", False), ("llama", False), ("llama", True)])
-def test_target_loss_matches_full_logits_loss_and_gradients(architecture, packed):
+@pytest.mark.parametrize(
+    "architecture,packed,split",
+    [("lfm2", False, False), ("llama", False, False), ("llama", True, False), ("lfm2", True, False),
+     ("lfm2", False, True), ("llama", False, True)],
+)  # fmt: skip
+def test_target_loss_matches_full_logits_loss_and_gradients(architecture, packed, split):
     from hala_exp.core.model_dirs import TINY_SHAPES
     from hala_exp.training.module import _plain_head, target_loss
 
     if architecture not in TINY_SHAPES:
         pytest.skip(f"no tiny {architecture} shape")
-    model, batch = _batch_and_model(architecture, packed)
+    model, batch = _batch_and_model(architecture, packed, split_saving=0.0 if split else 1.0)
+    assert len(batch["pieces"]) == (2 if split else 1)
     assert _plain_head(model, model.get_output_embeddings())  # the fast path is the one under test
     ref = _reference_loss(model, batch)
     ref_grads = torch.autograd.grad(ref, list(model.parameters()), allow_unused=True)
@@ -88,15 +93,34 @@ def test_the_model_is_not_fed_the_columns_after_the_last_trained_target(architec
     assert widths == [batch["input_ids"].shape[1] - 1]
 
     ids, labels = batch["input_ids"], batch["labels"]
-    rows = [[(ids[k, :n].tolist(), labels[k, :n].tolist())] for k, n in enumerate([7, 12, 5, 9])]
-    rows[1][0][1][-1] = IGNORE_INDEX  # the longest example (12 tokens) ends with an untrained token
+    rows = [[(ids[k, :n].tolist(), labels[k, :n].tolist())] for k, n in enumerate([12, 9, 7, 5])]  # longest first
+    rows[0][0][1][-1] = IGNORE_INDEX  # the longest example (12 tokens) ends with an untrained token
     untrained_end = collate(rows, pad_id=0, packing=False)
-    assert untrained_end["feed_width"] == 10
-    assert collate(rows, pad_id=0, packing=False, pad_to_multiple_of=8)["feed_width"] == 16  # aligned, <= width
+    assert untrained_end["pieces"][0]["feed_width"] == 10
+    aligned = collate(rows, pad_id=0, packing=False, pad_to_multiple_of=8)
+    assert aligned["pieces"][0]["feed_width"] == 16  # aligned, <= width
     widths.clear()
     loss, n = target_loss(model, untrained_end)
     assert widths == [10] and n == 4 + 3 + 4 + 5
     torch.testing.assert_close(loss, _reference_loss(model, untrained_end), rtol=1e-5, atol=1e-5)
+
+
+def test_a_batch_with_an_outlier_row_is_fed_as_two_narrower_pieces():
+    """Rows of 12, 9, 7 and 5 tokens: 48 padded tokens as one piece, 38 as (12, 9) and (7, 5), a 21 % cut.
+    Split at a 20 % threshold, not at 25 %; either way the loss is the same and each piece is only as wide as its
+    own last trained target."""
+    from hala_exp.training.module import target_loss
+
+    model, whole = _batch_and_model("lfm2", split_saving=0.25)
+    _, split = _batch_and_model("lfm2", split_saving=0.2)
+    assert [p["rows"] for p in whole["pieces"]] == [(0, 4)] and whole["padded_tokens"] == 48
+    assert [p["rows"] for p in split["pieces"]] == [(0, 2), (2, 4)] and split["padded_tokens"] == 2 * 12 + 2 * 7
+    assert split["attention_mask"].sum(1).tolist() == [12, 9, 7, 5]  # longest first
+    assert split["real_tokens"] == whole["real_tokens"] == 33 and split["n_target"] == whole["n_target"]
+    widths = []
+    model.get_input_embeddings().register_forward_hook(lambda _m, args, _out: widths.append(args[0].shape))
+    torch.testing.assert_close(target_loss(model, split)[0], target_loss(model, whole)[0], rtol=1e-5, atol=1e-5)
+    assert widths == [(2, 11), (2, 6), (4, 11)]
 
 
 @pytest.mark.parametrize("packed", [False, True])

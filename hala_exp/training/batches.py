@@ -105,15 +105,26 @@ class BatchPlan:
         return int(sum(self.row_trainable[batch].sum() for rank in plan for batch in rank[start:stop]))
 
 
-def collate(rows: list[list[tuple]], pad_id: int, packing: bool, pad_to_multiple_of: int = 1):
+def collate(
+    rows: list[list[tuple]], pad_id: int, packing: bool, pad_to_multiple_of: int = 1, split_saving: float = 1.0
+):
     """Right-padded tensors from rows of (input_ids, labels) examples (sequences or numpy arrays); packed rows
     get per-example position ids and no attention mask. Filled as numpy arrays in place: no Python list
-    of tokens is built."""
+    of tokens is built.
+
+    ``pieces`` says how the step feeds the batch: unpacked rows go longest first, and when feeding the longest
+    rows apart from the rest cuts the batch's padded tokens by at least ``split_saving`` (a fraction), they
+    are two pieces of rows, each as wide as its own longest row: one outlier no longer pads every other row
+    to its length. The step's examples and loss are the same either way; 1.0 never splits.
+    """
     import numpy as np
     import torch
 
     lengths = np.array([sum(len(ids) for ids, _ in row) for row in rows], dtype=np.int64)
-    width = -(-int(lengths.max()) // pad_to_multiple_of) * pad_to_multiple_of
+    if not packing:  # longest first: a piece is a run of rows (their order within a step changes nothing)
+        order = np.argsort(-lengths, kind="stable")
+        rows, lengths = [rows[k] for k in order], lengths[order]
+    width = _aligned(int(lengths.max()), pad_to_multiple_of)
     shape = (len(rows), width)
     ids = np.full(shape, pad_id, dtype=np.int64)
     targets = np.full(shape, IGNORE_INDEX, dtype=np.int64)
@@ -128,30 +139,59 @@ def collate(rows: list[list[tuple]], pad_id: int, packing: bool, pad_to_multiple
             position[k, start : start + n] = counting[:n]
             start += n
         position[k, start:] = counting[: width - start]  # padding tail: its own "example", never trained
-    # What the train step reads (``module.target_loss``), worked out here on the host so that the step needs no
-    # device sync: position j of a row predicts its token j + 1, and only positions with a trained target go
-    # through the output head (``target_index``: row * feed_width + column).
-    rows_t, cols_t = np.nonzero(targets[:, 1:] != IGNORE_INDEX)
-    # The model is fed the columns up to the last one that predicts a trained token: the ones after it (padding,
-    # the batch's last column, an untrained end of turn such as chatml's "\n" after <|im_end|>) predict nothing,
-    # and a causal model reads them at no earlier position. Rounded up to pad_to_multiple_of (aligned shapes).
-    last = int(cols_t.max()) + 1 if cols_t.size else 1
-    feed = min(width, -(-last // pad_to_multiple_of) * pad_to_multiple_of)
-    real = int(lengths.sum())
+    bounds = [0, len(rows)] if packing else _split(lengths, pad_to_multiple_of, split_saving)
+    pieces = [_piece(targets, a, b, pad_to_multiple_of) for a, b in zip(bounds, bounds[1:])]
     batch = {
         "input_ids": torch.from_numpy(ids),
         "labels": torch.from_numpy(targets),
         "position_ids": torch.from_numpy(position),
-        "feed_width": feed,
-        "target_index": torch.from_numpy(rows_t * feed + cols_t),
-        "target_ids": torch.from_numpy(targets[rows_t, cols_t + 1]),
-        "n_target": int(rows_t.size),
-        "real_tokens": real,
-        "padded_tokens": ids.size,
+        "pieces": pieces,
+        "n_target": sum(p["n_target"] for p in pieces),
+        "real_tokens": int(lengths.sum()),
+        "padded_tokens": sum(
+            (b - a) * _aligned(int(lengths[a:b].max()), pad_to_multiple_of) for a, b in zip(bounds, bounds[1:])
+        ),
     }
     if not packing:
         batch["attention_mask"] = torch.from_numpy((counting < lengths[:, None]).astype(np.int64))
     return batch
+
+
+def _aligned(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _split(lengths, multiple: int, min_saving: float) -> list[int]:
+    """Row bounds of the pieces for rows sorted longest first: one piece, or two when the best cut saves at
+    least ``min_saving`` of the padded tokens (a second forward has a fixed cost, so small savings do not pay)."""
+    widths = [_aligned(int(n), multiple) for n in lengths]
+    n, whole = len(widths), len(widths) * widths[0]
+    if n < 2:
+        return [0, n]
+    cost, cut = min((k * widths[0] + (n - k) * widths[k], k) for k in range(1, n))
+    return [0, cut, n] if whole - cost >= min_saving * whole else [0, n]
+
+
+def _piece(targets, start: int, stop: int, multiple: int) -> dict:
+    """What the train step reads for rows ``start:stop`` (``module.target_loss``), worked out on the host so
+    that the step needs no device sync: position j of a row predicts its token j + 1, and only positions with a
+    trained target go through the output head (``target_index``: row * feed_width + column, within the piece)."""
+    import numpy as np
+    import torch
+
+    rows_t, cols_t = np.nonzero(targets[start:stop, 1:] != IGNORE_INDEX)
+    # The model is fed the columns up to the last one that predicts a trained token: the ones after it (padding,
+    # the row's last column, an untrained end of turn such as chatml's "\n" after <|im_end|>) predict nothing,
+    # and a causal model reads them at no earlier position. Rounded up to the multiple (aligned shapes).
+    last = int(cols_t.max()) + 1 if cols_t.size else 1
+    feed = min(targets.shape[1], _aligned(last, multiple))
+    return {
+        "rows": (start, stop),
+        "feed_width": feed,
+        "target_index": torch.from_numpy(rows_t * feed + cols_t),
+        "target_ids": torch.from_numpy(targets[start + rows_t, cols_t + 1]),
+        "n_target": int(rows_t.size),
+    }
 
 
 def make_loader(
@@ -162,6 +202,7 @@ def make_loader(
     position: DataPosition,
     num_workers: int = 0,
     pad_to_multiple_of: int = 1,
+    split_saving: float = 1.0,
 ):
     """A DataLoader over this rank's planned batches, resumable through Lightning's loader state.
 
@@ -177,7 +218,7 @@ def make_loader(
         def __getitem__(self, key):
             epoch, index = key
             rows = [[examples.example(i) for i in plan.examples_of(r)] for r in plan.epoch(epoch)[rank][index]]
-            batch = collate(rows, pad_id, plan.packing, pad_to_multiple_of)
+            batch = collate(rows, pad_id, plan.packing, pad_to_multiple_of, split_saving)
             batch["window_tokens"] = plan.window_tokens(epoch, index)
             batch["epoch"], batch["index"] = epoch, index
             return batch

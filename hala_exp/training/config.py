@@ -72,6 +72,10 @@ class Runtime:
 
     num_workers: int = 0
     pad_to_multiple_of: int = 1
+    # a micro-batch is fed as two pieces (its longest rows apart) when that cuts its padded tokens by at least
+    # this fraction (``batches.collate``); 1.0 never splits. 0.2 is our choice: a second forward has a fixed
+    # cost, so only a large saving pays.
+    split_saving: float = 0.2
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 200
     keep_checkpoints: bool = False  # keep checkpoints/ after a successful export (they are large)
@@ -114,5 +118,6 @@ class Config:
                 f"runtime.resume: {self.runtime.resume!r} is not allowed; allowed values: auto, true, false "
                 "or a path to a .ckpt file"
             )
+        in_range("runtime.split_saving", self.runtime.split_saving, 0.0, 1.0)
         if self.trainer.precision == "bf16-true" and self.load_dtype == "float16":
             raise ConfigError("load_dtype: float16 weights with precision bf16-true; use bfloat16 or float32")

@@ -112,6 +112,7 @@ def fit(
                 position,
                 runtime.num_workers,
                 runtime.pad_to_multiple_of,
+                runtime.split_saving,
             )
 
     throughput = Throughput(log_fn, runtime.log_every_n_steps, n_params)

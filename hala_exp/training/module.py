@@ -18,15 +18,20 @@ def target_loss(model, batch) -> tuple[torch.Tensor, int]:
     Only the positions that predict a trained token go through the output head: prompts and padding
     (often half of a chat batch) never produce vocabulary-sized logits, and the float32 upcast covers
     just those rows. Models that post-process their logits (soft-capping, scaling) take the full forward.
-    The model is fed only the columns up to the last one that predicts a trained token (``feed_width``,
-    see ``batches.collate``, which also gathers the targets and their positions on the host).
+    The batch is fed as its ``pieces`` (``batches.collate``: runs of rows, each only as wide as it needs, up to
+    the last column that predicts a trained token), whose targets and positions were gathered on the host.
     """
-    feed = batch["feed_width"]
-    inputs = {"input_ids": batch["input_ids"][:, :feed]}
+    parts = [_piece_loss(model, batch, piece) for piece in batch["pieces"]]
+    return (parts[0] if len(parts) == 1 else torch.stack(parts).sum()), batch["n_target"]
+
+
+def _piece_loss(model, batch, piece) -> torch.Tensor:
+    (start, stop), feed = piece["rows"], piece["feed_width"]
+    inputs = {"input_ids": batch["input_ids"][start:stop, :feed]}
     if "attention_mask" not in batch:
-        inputs["position_ids"] = batch["position_ids"][:, :feed]  # packed rows: these keep the examples apart
+        inputs["position_ids"] = batch["position_ids"][start:stop, :feed]  # packed rows: these keep examples apart
     elif not getattr(model.config, "is_causal", True):
-        inputs["attention_mask"] = batch["attention_mask"][:, :feed]
+        inputs["attention_mask"] = batch["attention_mask"][start:stop, :feed]
     # else right-padded rows (collate) through a causal model: no trained position reads a later one, so the
     # padding mask changes no trained output. Without it SDPA runs its is_causal kernel instead of building and
     # applying a (batch, 1, width, width) mask, and LFM2's convolutions skip zeroing the padding; the default
@@ -34,11 +39,10 @@ def target_loss(model, batch) -> tuple[torch.Tensor, int]:
     head = model.get_output_embeddings()
     if _plain_head(model, head):
         hidden = model.base_model(**inputs, use_cache=False).last_hidden_state
-        logits = head(hidden.flatten(0, 1)[batch["target_index"]])
+        logits = head(hidden.flatten(0, 1)[piece["target_index"]])
     else:
-        logits = model(**inputs, use_cache=False).logits.flatten(0, 1)[batch["target_index"]]
-    loss_sum = torch.nn.functional.cross_entropy(logits.float(), batch["target_ids"], reduction="sum")
-    return loss_sum, batch["n_target"]
+        logits = model(**inputs, use_cache=False).logits.flatten(0, 1)[piece["target_index"]]
+    return torch.nn.functional.cross_entropy(logits.float(), piece["target_ids"], reduction="sum")
 
 
 def _plain_head(model, head) -> bool:
