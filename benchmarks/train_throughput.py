@@ -12,7 +12,8 @@ Sides (same model weights at the start of every run, fp32, batch 8, one epoch):
 - hala_exp: ``hala_exp.training.fit.fit`` (Lightning, length-grouped batches, our callbacks).
 - bare loop: the stage's very batches, loss (``target_loss``), optimizer (fused AdamW) and scheduler, no
   Lightning: what the stage adds over it is Lightning and our callbacks.
-- bare loop, full-logits loss: the same loop with the textbook loss (every position's logits, float32).
+- bare loop, full-logits loss: the same loop with the textbook loss (every position's logits, float32, each
+  micro-batch fed whole).
 - TRL defaults: SFTTrainer as shipped (gradient checkpointing on, random order); only fp32 set.
 - TRL tuned: gradient checkpointing off, ``train_sampling_strategy="group_by_length"``; no padding-free or
   packing, because LFM2's short convolutions leak across packed examples on CPU (../shared/DEPENDENCIES.md).
@@ -107,7 +108,8 @@ def report(facts: dict, setup: dict, runs: dict[str, dict[str, list[float]]]) ->
         )
     if BARE in runs and BARE_FULL in runs:
         lines.append(
-            f"- Loss on trained positions only vs the full-logits loss, bare loop tokens/s: "
+            f"- The stage's loss (logits at trained positions, batches fed as pieces) vs the full-logits loss on "
+            f"whole batches, bare loop tokens/s: "
             f"{ratio(BARE, BARE_FULL).fmt()}x."
         )
     lines += [
@@ -236,7 +238,8 @@ def bare(cfg, model_dir: Path, examples, tok, full_logits: bool) -> dict:
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        real, padded, steps = real + b["real_tokens"], padded + b["padded_tokens"], steps + 1
+        fed = b["input_ids"].numel() if full_logits else b["padded_tokens"]  # the textbook loss feeds whole batches
+        real, padded, steps = real + b["real_tokens"], padded + fed, steps + 1
     secs = time.perf_counter() - start
     return {"tokens_per_s": real / secs, "step_s": secs / steps, "padding": 1 - real / padded}
 
