@@ -144,7 +144,13 @@ def test_ddp_on_cpu_with_two_processes(tiny):
         data,
         max_steps=2,
         micro_batch_size=4,
-        **{"trainer.devices": 2, "trainer.strategy": "ddp", "runtime.log_every_n_steps": 1},
+        # every batch fed as two pieces: two forwards inside one DDP forward, one backward
+        **{
+            "trainer.devices": 2,
+            "trainer.strategy": "ddp",
+            "runtime.log_every_n_steps": 1,
+            "runtime.split_saving": 0.0,
+        },
     )
     assert result.metrics["world_size"] == 2 and result.metrics["steps"] == 2
     assert (root / "ddp" / "model" / "model.safetensors").is_file()
