@@ -90,8 +90,13 @@ def test_chunked_gguf_package_is_joined_and_its_tokenizer_rebuilt(tmp_path):
     chunks = sum(p.stat().st_size for p in gemma.chunk_paths())
     assert model_stage.estimate_output_bytes(cfg, {}) == (model_stage.GGUF_EXPANSION + 1) * chunks
     gguf = gemma.assemble(tmp_path / gemma.MODEL_NAME)
-    rebuilt = model_stage.sentencepiece_bpe_tokenizer(gguf)
-    converted = AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=gemma.MODEL_NAME)
+    import gguf as gguf_py
+
+    with model_stage._one_gguf_parse():  # both read one parse of the file's header (the stage's three reads, too)
+        rebuilt = model_stage.sentencepiece_bpe_tokenizer(gguf)
+        converted = AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=gemma.MODEL_NAME)
+        assert gguf_py.GGUFReader(gguf) is gguf_py.GGUFReader(str(tmp_path / ".." / tmp_path.name / gguf.name))
+    assert isinstance(gguf_py.GGUFReader, type)  # the real reader is back
     text = "Like some other experts, he is skeptical"
     assert rebuilt.tokenize(text) == ["Like", "▁some", "▁other", "▁experts", ",", "▁he", "▁is", "▁skeptical"]
     assert len(converted.tokenize(text)) > len(rebuilt.tokenize(text))  # the conversion's word-splitting
