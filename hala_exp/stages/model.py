@@ -163,8 +163,9 @@ def _one_gguf_parse():
     third time; gguf's Python reader takes tens of seconds per parse of a 262k-token vocabulary on 2 cores
     (Gemma 3: 23 s of a 72 s model load, measured on this project's CPU machine). The reader only maps the file
     and indexes it, so sharing it changes no value read."""
-    import gguf
+    import importlib
 
+    gguf: Any = importlib.import_module("gguf")  # its reader is rebound below
     real, readers = gguf.GGUFReader, {}
 
     def shared(path, mode="r"):
