@@ -2,7 +2,8 @@
 return token ids, decoded by the caller with the same tokenizer: the same greedy search on two backends
 gives comparable text.
 
-* ``transformers``: batched greedy ``generate`` in this process, batches of similar length (CPU or GPU).
+* ``transformers``: batched greedy ``generate`` in this process, batches of similar length (CPU or GPU); the
+  prefix all prompts share (a few-shot prompt's examples) is run once and its KV cache reused by every row.
 * ``vllm``: ``LLM.generate`` in a worker interpreter (``runtime.worker_python``; vLLM's pins clash with
   llmcompressor's), talking through files only; tensor/data parallel from config. The worker is started once
   and fed request after request (one engine start per job, not per window); ``starts`` counts start-ups.
@@ -10,6 +11,7 @@ gives comparable text.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -73,61 +75,134 @@ class TransformersBackend:
         self.device, self.cfg, self.eos_ids, self.pad_id = device, cfg, eos_ids, pad_id
         self.repetition_penalty = repetition_penalty  # the prompt's (PromptConfig), not the engine's
         self.model = load_model(model_path, dtype=dtype, trust_remote_code=cfg.trust_remote_code, device=device)
+        self._prefix: _SharedPrefix | None = None  # the last shared prefix's KV cache, reused across calls
         self.starts, self.start_seconds = 1, time.perf_counter() - started
 
     def generate(self, requests: list[Request], on_done: OnDone) -> None:
-        import torch
-
         order = sorted(requests, key=lambda r: (len(r.prompt_ids), r.max_new_tokens))
+        prefix = self._shared_prefix(order)
         bs = self.cfg.runtime.generate_batch_size
         for start in range(0, len(order), bs):
             batch = order[start : start + bs]
-            width = max(len(r.prompt_ids) for r in batch)
-            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for i, r in enumerate(batch):  # left padding: every row's generation starts at the same column
-                ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
-                mask[i, width - len(r.prompt_ids) :] = 1
-            limit = max(r.max_new_tokens for r in batch)
-            penalty = self.repetition_penalty
-            pads = torch.tensor([width - len(r.prompt_ids) for r in batch], device=self.device)
-            processors = [_RepetitionPenalty(penalty, pads)] if penalty != 1.0 else []
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                    max_new_tokens=limit,
-                    do_sample=False,
-                    num_beams=1,
-                    pad_token_id=self.pad_id,
-                    eos_token_id=sorted(self.eos_ids),
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                    logits_processor=processors,
-                )
-            new = out[:, width:].tolist()
-            # Each request keeps only its own limit, so a result never depends on its batch neighbours' limits.
-            on_done(
-                [
-                    Generation(r.key, cut_at_eos(row, self.eos_ids, r.max_new_tokens), len(r.prompt_ids))
-                    for r, row in zip(batch, new)
-                ]
+            done: list[Generation | None] = self._generate(batch, prefix) if prefix else [None] * len(batch)
+            redo = [i for i, g in enumerate(done) if g is None]
+            for i, g in zip(redo, self._generate([batch[i] for i in redo], None) if redo else []):
+                done[i] = g
+            on_done([g for g in done if g is not None])
+
+    def _generate(self, batch: list[Request], prefix: _SharedPrefix | None) -> list[Generation | None]:
+        """One padded ``generate`` call. Without a prefix, rows are left-padded. With one, every row starts with
+        the prefix's cached keys and values, then its padding, then the rest of its prompt: generation still
+        starts at one column for all rows, and position ids (from the attention mask) run on past the padding.
+        A row that could outgrow the sliding window before it ends comes back as None (the padding would shift
+        the window): the caller generates it again without the prefix."""
+        import torch
+
+        shared = len(prefix.ids) if prefix else 0
+        width = max(len(r.prompt_ids) for r in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, r in enumerate(batch):
+            rest = len(r.prompt_ids) - shared
+            ids[i, :shared] = torch.tensor(r.prompt_ids[:shared], dtype=torch.long)
+            ids[i, width - rest :] = torch.tensor(r.prompt_ids[shared:], dtype=torch.long)
+            mask[i, :shared] = 1
+            mask[i, width - rest :] = 1
+        limit = max(r.max_new_tokens for r in batch)
+        if prefix and prefix.window is not None:
+            limit = min(limit, prefix.window - width)
+            if limit < 1:
+                return [None] * len(batch)
+        processors = []
+        if self.repetition_penalty != 1.0:
+            processors.append(_RepetitionPenalty(self.repetition_penalty, (mask == 0).to(self.device)))
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                past_key_values=prefix.expand(len(batch)) if prefix else None,
+                max_new_tokens=limit,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=self.pad_id,
+                eos_token_id=sorted(self.eos_ids),
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                logits_processor=processors,
             )
+        done: list[Generation | None] = []
+        for r, row in zip(batch, out[:, width:].tolist()):
+            # Each request keeps only its own limit, so a result never depends on its batch neighbours' limits.
+            own = cut_at_eos(row, self.eos_ids, r.max_new_tokens)
+            unfinished = len(own) == limit < r.max_new_tokens  # cut by the window, not by an EOS or its own limit
+            done.append(None if unfinished else Generation(r.key, own, len(r.prompt_ids)))
+        return done
+
+    def _shared_prefix(self, order: list[Request]) -> _SharedPrefix | None:
+        """The KV cache of the tokens every request starts with (a few-shot prompt's examples), run once instead
+        of once per row: on CPU the prefill of a ~300-token 3-shot prompt costs more than the answer's decoding.
+        Only for models whose cache is attention keys and values alone: a convolution or recurrent state (LFM2,
+        Mamba) would run over the padding that follows the prefix."""
+        if not self.cfg.runtime.prefix_cache or not order:
+            return None
+        n = len(os.path.commonprefix([r.prompt_ids for r in order]))
+        n = min(n, min(len(r.prompt_ids) for r in order) - 1)  # every row feeds generate at least one token
+        if n < MIN_SHARED_PREFIX:
+            return None
+        ids = tuple(order[0].prompt_ids[:n])
+        if self._prefix is None or self._prefix.ids != ids:
+            self._prefix = _SharedPrefix.build(self.model, ids, self.device)
+        return self._prefix if self._prefix.cache is not None else None
+
+
+# Shorter shared prefixes (a chat template's header) save less than copying a cache costs: our choice.
+MIN_SHARED_PREFIX = 32
+
+
+@dataclass
+class _SharedPrefix:
+    ids: tuple[int, ...]
+    cache: object | None  # a DynamicCache of batch 1; None: this model's cache cannot be shared this way
+    window: int | None  # the smallest sliding window of its layers (None: full attention only)
+
+    @classmethod
+    def build(cls, model, ids: tuple[int, ...], device: str) -> _SharedPrefix:
+        import torch
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+        with torch.inference_mode():
+            cache = model(input_ids=torch.tensor([ids], device=device), use_cache=True).past_key_values
+        layers = getattr(cache, "layers", [])
+        if (
+            type(cache) is not DynamicCache
+            or not layers
+            or any(type(l) not in (DynamicLayer, DynamicSlidingWindowLayer) for l in layers)
+        ):
+            return cls(ids, None, None)
+        windows = [l.sliding_window for l in layers if isinstance(l, DynamicSlidingWindowLayer)]
+        return cls(ids, cache, min(windows) if windows else None)
+
+    def expand(self, rows: int):
+        cache = copy.deepcopy(self.cache)  # generate appends to the cache it is given
+        cache.batch_repeat_interleave(rows)  # type: ignore[attr-defined]
+        return cache
 
 
 class _RepetitionPenalty:
-    """transformers' repetition penalty over each row's own tokens only. Its own counts the left padding as seen
-    tokens, so a padded row would have its pad id (often the EOS) penalised and its result would depend on its
-    batch neighbours' lengths; vLLM pads nothing."""
+    """transformers' repetition penalty over each row's own tokens only. Its own counts padding as seen tokens,
+    so a padded row would have its pad id (often the EOS) penalised and its result would depend on its batch
+    neighbours' lengths; vLLM pads nothing."""
 
-    def __init__(self, penalty: float, pads):
-        self.penalty, self.pads = penalty, pads  # pads: left-padding width of each row
+    def __init__(self, penalty: float, padding):
+        self.penalty, self.padding = penalty, padding  # padding: (rows, prompt width) bool, True on pad slots
 
     def __call__(self, input_ids, scores):
         import torch
 
-        padding = torch.arange(input_ids.shape[1], device=input_ids.device) < self.pads[:, None]
+        written = input_ids.shape[1] - self.padding.shape[1]
+        padding = torch.nn.functional.pad(self.padding, (0, written), value=False)
         seen = torch.where(padding, input_ids[:, -1:], input_ids)  # a padding slot repeats a token of the row
         logits = scores.gather(1, seen)
         return scores.scatter(1, seen, torch.where(logits < 0, logits * self.penalty, logits / self.penalty))

@@ -129,12 +129,17 @@ class ProtectConfig:
 
 @dataclass
 class EngineRuntime:
-    """Where and how fast the engine runs: never changes a translation (greedy search), never fingerprinted."""
+    """Where and how fast the engine runs, never fingerprinted: greedy search over the same logits, so it moves a
+    translation only through float rounding (batch shapes; an FP8 checkpoint's 8-bit activations turn such
+    rounding into different tokens more often: tests/test_translation_engine.py, benchmarks/few_shot_prefix.py)."""
 
     # Prompts handed to one generate call: one padded batch on transformers; on vLLM one chunk that the engine
     # schedules itself (continuous batching) and whose results stream back together.
     generate_batch_size: int = field(default=16, metadata=NOT_FINGERPRINTED)
     device: str = field(default="auto", metadata=NOT_FINGERPRINTED)  # auto | cpu | cuda | cuda:1 (transformers)
+    # transformers: the tokens all prompts of a call share (a few-shot prompt's examples) are run once and their
+    # KV cache reused by every row (attention-only models; vLLM caches prefixes itself).
+    prefix_cache: bool = field(default=True, metadata=NOT_FINGERPRINTED)
     worker_python: str | None = field(default=None, metadata=NOT_FINGERPRINTED)  # interpreter with vllm (env B)
     worker_timeout_s: float | None = field(default=None, metadata=NOT_FINGERPRINTED)  # per window, vllm only
     progress: bool = field(default=True, metadata=NOT_FINGERPRINTED)  # tqdm on a terminal, log lines otherwise

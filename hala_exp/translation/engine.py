@@ -173,13 +173,7 @@ class Translator:
                 todo[k] = text
         if not todo:
             return
-        prompts = self._token_ids([self.render(t) for t in todo.values()], special=not self.prompt.chat_template)
-        # The segment's length is its prompt's less the prompt around it (one tokenization, not two).
-        around = len(self.encode(""))
-        requests = [
-            Request(k, ids, min(self.cfg.max_new_tokens, math.ceil(self.cfg.max_new_tokens_ratio * n) + 16))
-            for k, ids, n in ((k, ids, max(len(ids) - around, 1)) for k, ids in zip(todo, prompts))
-        ]
+        requests = self.requests(todo)
         backend = self.backend()
         bar = _Progress(len(requests), self.cfg.runtime.progress, self.cfg.runtime.log_every_s)
         last = [time.perf_counter()]
@@ -210,6 +204,17 @@ class Translator:
             if starts.engine_starts:
                 cache.record(starts)
                 ledger.add(starts)
+
+    def requests(self, segments: dict[str, str]) -> list[Request]:
+        """The backend's requests for ``segments`` (key -> text): each prompt tokenised once, each with a limit
+        of ``max_new_tokens_ratio`` times its own length (plus 16), capped at ``max_new_tokens``."""
+        prompts = self._token_ids([self.render(t) for t in segments.values()], special=not self.prompt.chat_template)
+        # The segment's length is its prompt's less the prompt around it (one tokenization, not two).
+        around = len(self.encode(""))
+        return [
+            Request(k, ids, min(self.cfg.max_new_tokens, math.ceil(self.cfg.max_new_tokens_ratio * n) + 16))
+            for k, ids, n in ((k, ids, max(len(ids) - around, 1)) for k, ids in zip(segments, prompts))
+        ]
 
     def backend(self):
         """The generation backend, started on first use (a fully cached call never loads the model) and kept."""
