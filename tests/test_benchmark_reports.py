@@ -150,6 +150,28 @@ def test_translate_report():
     assert "rejects by reason: {'gate_script': 12}." in text
 
 
+def test_few_shot_prefix_report():
+    import few_shot_prefix as fsp
+
+    runs = {
+        "fp32": {fsp.OFF: [16.0, 15.0, 17.0], fsp.ON: [4.0, 3.0, 4.25]},
+        "FP8": {fsp.OFF: [24.0] * 3, fsp.ON: [3.0] * 3},
+    }
+    setup = dict(model="M", sentences=16, batch=16, penalty=1.2, threads=2, rounds=3)
+    check = {
+        "fp32": dict(shared=417, prompt_tokens=426, identical=16, redone=0),
+        "FP8": dict(shared=417, prompt_tokens=426, identical=5, redone=2),
+    }
+    text = fsp.report(FACTS, setup, runs, check)
+    _assert_header(text, "Few-shot prefix cache (the embedded default's teacher)")
+    rows = _table_rows(text)
+    # per-round ratios off/on: 4.0, 5.0, 4.0 -> median 4.0
+    assert rows[3] == ["fp32", fsp.ON, "4.00 (3.00–4.25)", "4.00", "4.00 (4.00–5.00)x", "16/16", "0/16"]
+    assert rows[2][4:] == ["1.00 (1.00–1.00)x", "-", "-"]
+    assert rows[5][4:] == ["8.00 (8.00–8.00)x", "5/16", "2/16"]
+    assert "- FP8: 417 prompt tokens shared of 426 per prompt on average; 5/16 rows" in text
+
+
 def test_scale_report():
     import scale
 
