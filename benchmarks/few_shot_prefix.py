@@ -58,7 +58,9 @@ def report(facts: dict, setup: dict, runs: dict[str, dict[str, list[float]]], ch
     for model, c in check.items():
         lines.append(
             f"- {model}: {c['shared']} prompt tokens shared of {c['prompt_tokens']} per prompt on average; "
-            f"{c['identical']}/{n} rows have the same tokens with the cache on as off."
+            f"{c['identical']}/{n} rows have the same tokens with the cache on as off; chrF++ "
+            + ", ".join(f"{c['chrf'][side]:.1f} with the {side}" for side in (OFF, ON))
+            + "."
         )
     lines += [
         "",
@@ -125,7 +127,7 @@ def measure(models: dict[str, Path], rounds: int) -> tuple[dict, dict, dict]:
             options = {**engine, "runtime": {**engine["runtime"], "prefix_cache": flag, "progress": False}}
             tr = Translator(str(path), prompt, language, heldout.direction, build(EngineConfig, options, "engine"))
             requests = tr.requests({str(i): s for i, s in enumerate(heldout.sources)})  # the engine's own limits
-            sides[side] = _Side(tr.backend(), requests)  # the model loads here, outside the timing
+            sides[side] = _Side(tr.backend(), requests, tr.decode)  # the model loads here, outside the timing
         runs[label] = interleaved({name: side.run for name, side in sides.items()}, rounds, warmup=1)
         on, off = sides[ON], sides[OFF]
         check[label] = dict(
@@ -133,16 +135,25 @@ def measure(models: dict[str, Path], rounds: int) -> tuple[dict, dict, dict]:
             prompt_tokens=round(sum(len(r.prompt_ids) for r in on.requests) / len(on.requests)),
             identical=sum(on.outputs[k] == off.outputs[k] for k in off.outputs),
             redone=on.redone,
+            chrf={name: _chrf(side, heldout.references) for name, side in sides.items()},
         )
     return setup, runs, check
+
+
+def _chrf(side: _Side, references: list[str]) -> float:
+    """chrF++ of the side's last round against the references (the translator's decode, as eval scores)."""
+    import sacrebleu
+
+    texts = [side.decode(side.outputs[str(i)]) for i in range(len(references))]
+    return sacrebleu.corpus_chrf(texts, [references], word_order=2).score
 
 
 class _Side:
     """One backend and its requests; ``run`` generates them all once and counts the rows generated without the
     shared prefix (``_generate`` called with none)."""
 
-    def __init__(self, backend, requests):
-        self.backend, self.requests = backend, requests
+    def __init__(self, backend, requests, decode):
+        self.backend, self.requests, self.decode = backend, requests, decode
         self.outputs: dict[str, list[int]] = {}
         self.redone = 0
         plain = backend._generate
