@@ -146,3 +146,24 @@ def test_heldout_without_the_target_language_fails_before_quantising(tiny_models
     with pytest.raises(ValueError, match=r"quantize\.validation\.heldout.*no usable pairs.*missing_or_not_string:sw"):
         run_stage(tiny_models["llama"], tmp_path, config)
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("arch", ["lfm2", "llama"])
+def test_teacher_forced_logits_are_those_that_predict_the_reference(tiny_models, arch):
+    """The validation compares logits only where prompt + reference predict the reference; in a padded batch
+    they must equal those of each sentence run alone."""
+    import torch
+
+    from hala_exp.core.model_dirs import load_model, load_tokenizer
+
+    model, tok = load_model(tiny_models[arch]), load_tokenizer(tiny_models[arch])
+    prompts = ["Translate: Hello", "Translate: The weather is nice today and I like"]
+    references = [" world.", " green tea very much."]
+    got = quantize._teacher_forced_logits(model, tok, prompts, references, "cpu", 8, add_special_tokens=True)
+    for prompt, reference, logits in zip(prompts, references, got):
+        ids = tok(prompt + reference)["input_ids"]
+        start = len(tok(prompt)["input_ids"]) - 1  # the prompt's last token predicts the reference's first
+        with torch.no_grad():
+            alone = model(input_ids=torch.tensor([ids])).logits[0]
+        assert logits.shape[0] == len(ids) - start > 1
+        torch.testing.assert_close(logits, alone[start:], atol=1e-4, rtol=1e-4)

@@ -127,3 +127,9 @@ def test_shared_prefix_cache_is_not_used_for_a_convolution_state(model_dir):
     assert set(out) == {"Hello.", "Yes."}
     # LFM2's short convolutions would read the padding after the prefix: its cache is never shared.
     assert backend._prefix is not None and backend._prefix.cache is None
+
+
+def test_translators_of_one_model_share_its_tokenizer(model_dir, tmp_path):
+    first, second = translator(model_dir, tmp_path), translator(model_dir, tmp_path, stop_at_newline=True)
+    assert first.tokenizer is second.tokenizer  # loaded once per process (Gemma 3's takes seconds)
+    assert first.tokenizer.padding_side == load_tokenizer(str(model_dir)).padding_side  # nothing changed it

@@ -9,9 +9,10 @@ written with ``save_compressed=True`` (compressed-tensors format: vLLM and plain
 ``method: none`` passes the input model through (no copy).
 
 Validation (on by default, small: our choice) compares the unquantised and the reloaded quantised model on
-held-out sentences: max / mean absolute logit difference under teacher forcing, BLEU and chrF++ of their
-greedy translations (sacrebleu) and generated tokens/s of both. On CPU FP8 is *slower* (weights are
-de-quantised on the fly); the speed-up is a property of GPUs with FP8 units (compute capability >= 8.9).
+held-out sentences: max / mean absolute logit difference where prompt + reference predict the reference
+(teacher forcing), BLEU and chrF++ of their greedy translations (sacrebleu) and generated tokens/s of both. On
+CPU FP8 is *slower* (weights are de-quantised on the fly); the speed-up is a property of GPUs with FP8 units
+(compute capability >= 8.9).
 """
 
 from __future__ import annotations
@@ -287,22 +288,27 @@ def _device(name: str) -> str:
     return name
 
 
-def _encode(tokenizer, texts: list[str], device: str, add_special_tokens: bool):
-    # Chat-rendered prompts already carry their special tokens; plain prompts get the tokenizer's (e.g. BOS).
-    tokenizer.padding_side = "left"
-    return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
-
-
 def _teacher_forced_logits(model, tokenizer, prompts, references, device, batch_size, add_special_tokens):
-    """Logits over prompt + reference for each sentence (padding removed): the same input for both models."""
+    """Each sentence's logits where prompt + reference predict the reference (from the prompt's last token
+    on): the same input for both models. Only those positions: a few-shot prompt's shots would otherwise
+    dominate the comparison, and a 262k-token vocabulary's logits over every prompt token cost seconds and
+    gigabytes."""
     import torch
 
     out = []
     with torch.no_grad():
         for i in range(0, len(prompts), batch_size):
-            texts = [p + r for p, r in zip(prompts[i : i + batch_size], references[i : i + batch_size])]
-            enc = _encode(tokenizer, texts, device, add_special_tokens)
-            logits = model(**enc).logits.float()
-            for row, mask in zip(logits, enc["attention_mask"].bool()):
-                out.append(row[mask].cpu())
+            batch, refs = prompts[i : i + batch_size], references[i : i + batch_size]
+            # Chat-rendered prompts already carry their special tokens; plain prompts get the tokenizer's (BOS).
+            enc = tokenizer(
+                [p + r for p, r in zip(batch, refs)],
+                return_tensors="pt",
+                padding=True,
+                padding_side="left",  # every row's reference then ends in the last columns
+                add_special_tokens=add_special_tokens,
+            ).to(device)
+            prompt_lengths = [len(ids) for ids in tokenizer(batch, add_special_tokens=add_special_tokens)["input_ids"]]
+            keep = [max(int(n) - p + 1, 1) for n, p in zip(enc["attention_mask"].sum(1), prompt_lengths)]
+            logits = model(**enc, logits_to_keep=max(keep)).logits.float()
+            out += [row[-k:].cpu() for row, k in zip(logits, keep)]
     return out

@@ -4,6 +4,7 @@ batches, rejoin and restore, in one call (``Translator.translate``) used by the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -55,16 +56,14 @@ class Translator:
         protect: ProtectConfig | None = None,
         work_dir: str | Path | None = None,
     ):
-        from hala_exp.core.model_dirs import load_tokenizer
-
         self.model, self.prompt, self.language, self.direction, self.cfg = model, prompt, language, direction, engine
         self.protect = protect if protect is not None else ProtectConfig()
         self.source_name, self.target_name = names(direction, language)
         self.work_dir = Path(work_dir) if work_dir else None
-        self.tokenizer = load_tokenizer(model, trust_remote_code=engine.trust_remote_code)
+        self.tokenizer = shared_tokenizer(model, engine.trust_remote_code)
         self.eos_ids = _eos_ids(model, self.tokenizer)
         if prompt.stop_at_newline:  # a line break ends a segment as an EOS does, on both backends (cut_at_eos)
-            self.eos_ids |= _newline_ids(self.tokenizer)
+            self.eos_ids |= _newline_ids(model, engine.trust_remote_code)
         self._backend = None
         self._prepared: dict[str, Prepared] = {}  # a bounded memo of ``prepare`` (least recent out first)
         self._starts_seen = (0, 0.0)  # backend start-ups already in a ledger
@@ -250,11 +249,23 @@ def _eos_ids(model: str, tokenizer) -> set[int]:
     return ids
 
 
-def _newline_ids(tokenizer) -> set[int]:
+@functools.lru_cache(maxsize=4)
+def shared_tokenizer(model: str, trust_remote_code: bool = False):
+    """One tokenizer per model directory for the process's translators, which only encode and decode with it
+    (never change it): Gemma 3's 262k-token tokenizer takes ~5 s to load on 2 cores, and one run's quantize,
+    eval and translate steps build several translators of one directory."""
+    from hala_exp.core.model_dirs import load_tokenizer
+
+    return load_tokenizer(model, trust_remote_code=trust_remote_code)
+
+
+@functools.lru_cache(maxsize=4)
+def _newline_ids(model: str, trust_remote_code: bool) -> frozenset[int]:
     r"""Every token whose text holds a line break ("\n", "\n\n", ".\n", a byte-fallback <0x0A>). The whole
     vocabulary is decoded in one batched call: about a second for Gemma 3's 262k tokens on 2 CPU cores."""
+    tokenizer = shared_tokenizer(model, trust_remote_code)
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    return {i for i, text in enumerate(texts) if "\n" in text}
+    return frozenset(i for i, text in enumerate(texts) if "\n" in text)
 
 
 class _Progress:
