@@ -101,7 +101,20 @@ def _commit() -> str:
             ["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+            # What the benchmarks write themselves is not a change to what they measure.
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!benchmarks/results",
+                ":!benchmarks/RESULTS.md",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         ).stdout
         return sha + ("+uncommitted changes" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
