@@ -159,8 +159,10 @@ def test_few_shot_prefix_report():
     }
     setup = dict(model="M", sentences=16, batch=16, penalty=1.2, threads=2, rounds=3)
     check = {
-        "fp32": dict(shared=417, prompt_tokens=426, identical=16, redone=0, chrf={fsp.OFF: 39.44, fsp.ON: 39.44}),
-        "FP8": dict(shared=417, prompt_tokens=426, identical=5, redone=2, chrf={fsp.OFF: 38.0, fsp.ON: 40.06}),
+        "fp32": dict(
+            shared=417, prompt_tokens=426, identical=16, redone=0, chrf={fsp.OFF: 39.44, fsp.ON: 39.44}, alone=16
+        ),
+        "FP8": dict(shared=417, prompt_tokens=426, identical=5, redone=2, chrf={fsp.OFF: 38.0, fsp.ON: 40.06}, alone=4),
     }
     text = fsp.report(FACTS, setup, runs, check)
     _assert_header(text, "Few-shot prefix cache (the embedded default's teacher)")
@@ -170,7 +172,7 @@ def test_few_shot_prefix_report():
     assert rows[2][4:] == ["1.00 (1.00–1.00)x", "-", "-"]
     assert rows[5][4:] == ["8.00 (8.00–8.00)x", "5/16", "2/16"]
     assert "- FP8: 417 prompt tokens shared of 426 per prompt on average; 5/16 rows" in text
-    assert "chrF++ 38.0 with the prefix cache off, 40.1 with the prefix cache on." in text
+    assert "chrF++ 38.0 with the prefix cache off, 40.1 with the prefix cache on; with the cache off, 4/16 rows" in text
 
 
 def test_scale_report():
