@@ -95,6 +95,31 @@ def write_result(name: str, text: str) -> Path:
     return path
 
 
+def pipeline_steps(out: Path, steps: list[str], overrides: list[str] | None = None) -> dict[str, Path]:
+    """Run these pipeline steps offline in the output directory ``out`` (steps already cached there are
+    reused); each step's artifact directory."""
+    import json
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hala_exp",
+            f"paths.output_dir={out}",
+            "logger=none",
+            *(overrides or []),
+            f"pipeline.stages=[{','.join(steps)}]",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    summary = json.loads(Path(done.stdout.strip().splitlines()[-1].removeprefix("Run summary: ")).read_text())
+    return {step: Path(summary["stages"][step]["artifact"]) for step in steps}
+
+
 def _commit() -> str:
     try:
         sha = subprocess.run(

@@ -17,16 +17,13 @@ Writes benchmarks/results/few_shot_prefix.md.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, Spread, finish, header, interleaved, run_facts, write_result  # noqa: E402
+from common import ROOT, Spread, finish, header, interleaved, pipeline_steps, run_facts, write_result  # noqa: E402
 
 OFF, ON = "prefix cache off", "prefix cache on"
 STEPS = "teacher,quantize"
@@ -75,26 +72,8 @@ def report(facts: dict, setup: dict, runs: dict[str, dict[str, list[float]]], ch
 
 def pipeline_models(out: Path) -> dict[str, Path]:
     """The default's ``teacher`` (fp32) and ``quantize`` (FP8) outputs, run or reused in ``out``."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hala_exp",
-            f"paths.output_dir={out}",
-            "logger=none",
-            "pipeline.stages=[teacher,quantize]",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    summary = json.loads(Path(done.stdout.strip().splitlines()[-1].removeprefix("Run summary: ")).read_text())
-    return {
-        "fp32": Path(summary["stages"]["teacher"]["artifact"]) / "model",
-        "FP8": Path(summary["stages"]["quantize"]["artifact"]) / "model",
-    }
+    steps = pipeline_steps(out, ["teacher", "quantize"])
+    return {"fp32": steps["teacher"] / "model", "FP8": steps["quantize"] / "model"}
 
 
 def measure(models: dict[str, Path], rounds: int) -> tuple[dict, dict, dict]:

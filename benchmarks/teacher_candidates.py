@@ -35,7 +35,6 @@ import argparse
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, finish, header, run_facts, write_result  # noqa: E402
+from common import RESULTS, finish, header, pipeline_steps, run_facts, write_result  # noqa: E402
 
 ROWS = RESULTS / "teacher_candidates.rows.json"
 HYPS = RESULTS / "teacher_candidates.hyp.tsv"
@@ -140,27 +139,9 @@ def chat(tok, text: str) -> str:
 
 def pipeline_teacher(out: Path, overrides: list[str]) -> Path:
     """Run a teacher's pipeline steps up to ``quantize``; the FP8 model the embedded default translates with."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     cfg = compose(overrides)
     stages = [s for s in cfg.pipeline.stages if s in ("teacher", "teacher_corpus", "train_teacher", "quantize")]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hala_exp",
-            f"paths.output_dir={out}",
-            "logger=none",
-            *overrides,
-            f"pipeline.stages=[{','.join(stages)}]",
-        ],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    summary = json.loads(Path(done.stdout.strip().splitlines()[-1].removeprefix("Run summary: ")).read_text())
-    return Path(summary["stages"]["quantize"]["artifact"]) / "model"
+    return pipeline_steps(out, stages, overrides)["quantize"] / "model"
 
 
 def compose(overrides: list[str]):
