@@ -141,7 +141,7 @@ class TransformersBackend:
 
     def _shared_prefix(self, order: list[Request]) -> _SharedPrefix | None:
         """The KV cache of the tokens every request starts with (a few-shot prompt's examples), run once instead
-        of once per row: on CPU the prefill of a ~300-token 3-shot prompt costs more than the answer's decoding.
+        of once per row: on CPU the prefill of a ~400-token 3-shot prompt costs more than the answer's decoding.
         Only for models whose cache is attention keys and values alone: a convolution or recurrent state (LFM2,
         Mamba) would run over the padding that follows the prefix."""
         if not self.cfg.runtime.prefix_cache or not order:
@@ -156,7 +156,7 @@ class TransformersBackend:
         return self._prefix if self._prefix.cache is not None else None
 
 
-# Shorter shared prefixes (a chat template's header) save less than copying a cache costs: our choice.
+# Shorter shared prefixes (a chat template's header) save little prefill: our choice, not measured.
 MIN_SHARED_PREFIX = 32
 
 
